@@ -1,0 +1,211 @@
+"""What every executor shares: running one stage over a list of tasks, and the run report.
+
+Executors differ only in where `StageRunner.run` is called (in-process, or inside Ray actors).
+Items flowing between stages are tasks, plus the bookkeeping records `FailedTask` and `StageStats`,
+which stages pass through untouched so that the report reaches the end of the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from curator_core.stage import ProcessingStage, WorkerMetadata
+from curator_core.tasks import FailedTask, StagePerf, Task
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StageStats:
+    """Counts and time of one stage (merged over all its workers)."""
+
+    stage: str
+    tasks_in: int = 0
+    tasks_out: int = 0
+    filtered: int = 0
+    failed: int = 0
+    process_time_s: float = 0.0
+
+    def merge(self, other: StageStats) -> None:
+        self.tasks_in += other.tasks_in
+        self.tasks_out += other.tasks_out
+        self.filtered += other.filtered
+        self.failed += other.failed
+        self.process_time_s += other.process_time_s
+
+
+@dataclass
+class RunResult:
+    """What a run returns: the last stage's outputs, the failed tasks, and per-stage counts."""
+
+    outputs: list[Task]
+    failures: list[FailedTask] = field(default_factory=list)
+    stage_stats: dict[str, StageStats] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    startup_time_s: float = 0.0
+
+    def summary(self) -> str:
+        lines = [f"{'stage':<32} {'in':>7} {'out':>7} {'filtered':>8} {'failed':>6} {'time_s':>8}"]
+        for s in self.stage_stats.values():
+            lines.append(
+                f"{s.stage:<32} {s.tasks_in:>7} {s.tasks_out:>7} {s.filtered:>8} {s.failed:>6} {s.process_time_s:>8.2f}"
+            )
+        lines.append(
+            f"outputs={len(self.outputs)} failures={len(self.failures)} wall={self.wall_time_s:.2f}s"
+        )
+        return "\n".join(lines)
+
+
+def collect(
+    items: list[Any], stage_names: list[str], wall_time_s: float, startup_time_s: float = 0.0
+) -> RunResult:
+    """Split the items that left the last stage into outputs, failures and merged stats."""
+    stats = {name: StageStats(name) for name in stage_names}
+    outputs: list[Task] = []
+    failures: list[FailedTask] = []
+    for item in items:
+        if isinstance(item, StageStats):
+            stats.setdefault(item.stage, StageStats(item.stage)).merge(item)
+        elif isinstance(item, FailedTask):
+            failures.append(item)
+        else:
+            outputs.append(item)
+    outputs.sort(key=lambda t: _id_sort_key(t.task_id))
+    failures.sort(key=lambda f: (f.stage, _id_sort_key(f.task_id)))
+    for failure in failures:
+        logger.warning("task failed: %s", failure)
+    return RunResult(outputs, failures, stats, wall_time_s, startup_time_s)
+
+
+def _id_sort_key(task_id: str) -> tuple:
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in task_id.split("."))
+
+
+class StageRunner:
+    """Runs one stage on batches of items in whatever process holds it.
+
+    Owns the semantics every executor must agree on: task ids, filtering, fan-out, per-task failure
+    isolation and the per-stage stats record.
+    """
+
+    def __init__(self, stage: ProcessingStage, worker_metadata: WorkerMetadata | None = None):
+        self.stage = stage
+        self.name = stage.name
+        self.batch_size = max(1, int(stage.batch_size))
+        self.worker_id = worker_metadata.worker_id if worker_metadata else "local"
+
+    def run(self, items: list[Any]) -> list[Any]:
+        """Process the tasks among `items`; pass failures and stats of earlier stages through."""
+        out: list[Any] = []
+        tasks: list[Task] = []
+        for item in items:
+            (tasks if isinstance(item, Task) else out).append(item)
+        stats = StageStats(self.name, tasks_in=len(tasks))
+        for start in range(0, len(tasks), self.batch_size):
+            chunk = tasks[start : start + self.batch_size]
+            t0 = time.perf_counter()
+            produced, failed, filtered = self._run_chunk(chunk)
+            elapsed = time.perf_counter() - t0
+            self._stamp(chunk, produced, elapsed)
+            stats.process_time_s += elapsed
+            stats.tasks_out += len(produced)
+            stats.failed += len(failed)
+            stats.filtered += filtered
+            out.extend(produced)
+            out.extend(failed)
+        out.append(stats)
+        return out
+
+    def _run_chunk(self, chunk: list[Task]) -> tuple[list[Task], list[FailedTask], int]:
+        """Outputs, failures and the number of inputs filtered out (no output, no error)."""
+        if len(chunk) > 1:
+            try:
+                produced = self._call(chunk)
+                self._assign_ids(chunk, produced)
+                return produced, [], max(0, len(chunk) - len(produced)) if len(produced) < len(chunk) else 0
+            except Exception:  # isolate the failing task(s) by running each alone
+                logger.info(
+                    "stage %s: a batch of %d raised; retrying one task at a time", self.name, len(chunk)
+                )
+        produced_all: list[Task] = []
+        failed: list[FailedTask] = []
+        filtered = 0
+        for task in chunk:
+            try:
+                produced = self._call([task])
+            except Exception as exc:  # noqa: BLE001 - every error becomes a failed-task record
+                failed.append(self._failure(task, exc))
+                continue
+            if not produced:
+                filtered += 1
+            self._assign_ids([task], produced)
+            produced_all.extend(produced)
+        return produced_all, failed, filtered
+
+    def _call(self, chunk: list[Task]) -> list[Task]:
+        if len(chunk) == 1 and not self.stage.has_batch_method():
+            result = self.stage.process(chunk[0])
+            if result is None:
+                return []
+            return list(result) if isinstance(result, list) else [result]
+        return list(self.stage.process_batch(chunk))
+
+    def _failure(self, task: Task, exc: BaseException) -> FailedTask:
+        return FailedTask(
+            stage=self.name,
+            task_id=task.task_id,
+            dataset_name=task.dataset_name,
+            error_type=type(exc).__name__,
+            message=str(exc),
+            traceback=traceback.format_exc(),
+            task=task,
+        )
+
+    @staticmethod
+    def _assign_ids(parents: list[Task], children: list[Task]) -> None:
+        """Children inherit their parent's id; fan-out appends `.n`. Deterministic for a given input."""
+        if len(parents) == 1:
+            parent = parents[0]
+            if len(children) == 1:
+                children[0].task_id = parent.task_id
+            else:
+                for i, child in enumerate(children):
+                    child.task_id = f"{parent.task_id}.{i}"
+            return
+        parent_ids = {id(p) for p in parents}
+        if len(children) == len(parents):
+            for parent, child in zip(parents, children, strict=True):
+                if id(child) not in parent_ids:
+                    child.task_id = parent.task_id
+            return
+        for i, child in enumerate(children):
+            if id(child) not in parent_ids:
+                child.task_id = f"{parents[0].task_id}.b{i}"
+
+    def _stamp(self, parents: list[Task], children: list[Task], elapsed: float) -> None:
+        if not children:
+            return
+        perf = StagePerf(
+            stage=self.name,
+            process_time_s=elapsed / max(1, len(parents)),
+            worker_id=self.worker_id,
+            num_items_in=len(parents),
+            num_items_out=len(children),
+        )
+        history = parents[0].stage_perf if len(parents) == 1 else []
+        for child in children:
+            if not child.stage_perf and history:
+                child.stage_perf = list(history)
+            child.stage_perf.append(perf)
+
+
+class Executor(ABC):
+    """Runs built (already decomposed and validated) stages over initial tasks."""
+
+    @abstractmethod
+    def execute(self, stages: list[ProcessingStage], initial_tasks: list[Task]) -> RunResult: ...

@@ -1,0 +1,335 @@
+"""RayExecutor: each stage is an autoscaling Ray Data actor pool; stages stream into one another.
+
+We do not schedule anything ourselves: Ray Data's streaming engine moves blocks of tasks between
+`map_batches` actor pools with bounded in-flight work. What this module adds is the sizing that keeps a
+small machine from deadlocking (every pool must be able to hold one actor at the same time), a
+project-private local cluster, and the adapter that runs a stage inside an actor.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import math
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curator_core.executors.base import Executor, RunResult, StageRunner, collect
+from curator_core.resources import Resources
+from curator_core.stage import NodeInfo, ProcessingStage, WorkerMetadata
+from curator_core.tasks import Task
+
+logger = logging.getLogger(__name__)
+
+GPU_MEMORY_ENV = "CURATOR_GPU_MEMORY_GB"
+
+
+def project_ray_tmpdir() -> str:
+    """A temp dir private to this project checkout, short enough for Ray's unix sockets."""
+    override = os.environ.get("CURATOR_RAY_TMPDIR")
+    if override:
+        return override
+    digest = hashlib.sha1(str(Path.cwd().resolve()).encode()).hexdigest()[:8]
+    return os.path.join(tempfile.gettempdir(), f"curator-ray-{digest}")
+
+
+def ensure_ray(num_cpus: int | None = None, address: str | None = None) -> float:
+    """Connect to RAY_ADDRESS / `address`, reuse a running driver connection, or start a private local
+    cluster. Returns the seconds spent starting up."""
+    import ray
+
+    if ray.is_initialized():
+        return 0.0
+    address = address or os.environ.get("RAY_ADDRESS")
+    t0 = time.perf_counter()
+    if address:
+        if address.startswith("ray://"):
+            raise RuntimeError(
+                f"RAY_ADDRESS={address} is a Ray Client address; Ray Data cannot run over a ray:// client "
+                "connection. Submit the pipeline as a Ray job instead (the Dagster project does this through "
+                "dagster-ray's PipesRayJobClient), or run the driver on the cluster."
+            )
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _temp_dir=project_ray_tmpdir(),
+            log_to_driver=True,
+            logging_level=logging.WARNING,
+        )
+    return time.perf_counter() - t0
+
+
+def gpu_memory_gb() -> float | None:
+    """Memory of one GPU of the cluster in GiB, or None where it cannot be read (no silent guess)."""
+    import ray
+
+    if os.environ.get(GPU_MEMORY_ENV):
+        return float(os.environ[GPU_MEMORY_ENV])
+    if not ray.cluster_resources().get("GPU"):
+        return None
+
+    @ray.remote(num_gpus=1, num_cpus=0)
+    def _probe() -> float | None:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                return torch.cuda.get_device_properties(0).total_memory / 2**30
+        except Exception:  # noqa: BLE001 - report "unknown", never guess
+            return None
+        return None
+
+    return ray.get(_probe.remote(), timeout=120)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """How one stage is scheduled: the per-actor request and the pool's bounds."""
+
+    num_cpus: float
+    num_gpus: float
+    resources: dict[str, float]
+    min_workers: int
+    max_workers: int
+    initial_workers: int
+
+
+def plan_stages(
+    stages: list[ProcessingStage],
+    cluster_cpus: float,
+    cluster_gpus: float,
+    device_memory_gb: float | None,
+    max_workers_per_stage: int | None = None,
+) -> list[StagePlan]:
+    """Size each stage's actor pool so that all pools can hold one actor at once.
+
+    Ray Data needs every operator running at the same time in streaming mode; if the stages' CPU
+    requests add up to more than the cluster has, some pool can never start and the run hangs with no
+    error. So CPU requests are scaled down together until one actor of every stage fits (the real CPU
+    use is the same; only Ray's accounting changes), and each pool may grow to what the cluster holds.
+    """
+    cpu_requests = [max(0.0, float(s.resources.cpus)) for s in stages]
+    total = sum(cpu_requests)
+    budget = cluster_cpus * 0.95  # leave room for Ray Data's own bookkeeping tasks
+    scale = min(1.0, budget / total) if total > 0 else 1.0
+    if scale < 1.0:
+        logger.info(
+            "stages ask for %.2f CPUs per worker in all, the cluster has %.0f: scaling CPU requests by %.2f",
+            total,
+            cluster_cpus,
+            scale,
+        )
+    plans = []
+    share_per_cpu = cluster_cpus / total if total > 0 else 0.0
+    for stage, cpus in zip(stages, cpu_requests, strict=True):
+        res: Resources = stage.resources
+        num_gpus = res.num_gpus(device_memory_gb) if res.requires_gpu else 0.0
+        if num_gpus and num_gpus > cluster_gpus + 1e-9:
+            raise RuntimeError(
+                f"stage {stage.name!r} needs {num_gpus:g} GPU(s) per worker but the cluster has {cluster_gpus:g}"
+            )
+        num_cpus = round(cpus * scale, 4)
+        by_cpu = math.floor(cluster_cpus / num_cpus) if num_cpus > 0 else int(cluster_cpus) or 1
+        by_gpu = math.floor(cluster_gpus / num_gpus + 1e-9) if num_gpus else by_cpu
+        max_workers = max(1, min(by_cpu, by_gpu, int(cluster_cpus) or 1))
+        if max_workers_per_stage:
+            max_workers = max(1, min(max_workers, max_workers_per_stage))
+        # Start each pool with its proportional share of the cluster, so that a one-stage pipeline
+        # starts with every core busy instead of waiting for the autoscaler.
+        initial = math.floor(cpus * share_per_cpu / num_cpus + 1e-9) if num_cpus > 0 else 1
+        initial = max(1, min(max_workers, initial))
+        plans.append(StagePlan(num_cpus, num_gpus, res.custom_resources(), 1, max_workers, initial))
+    return plans
+
+
+def _pack(items: list[Any]) -> np.ndarray:
+    """Items travel between stages as cloudpickled bytes: an Arrow-native binary column, so Ray Data
+    never tries (and fails) to convert task objects to Arrow, and user classes defined in scripts work."""
+    from ray import cloudpickle
+
+    column = np.empty(len(items), dtype=object)
+    column[:] = [cloudpickle.dumps(item) for item in items]
+    return column
+
+
+def _unpack(column: np.ndarray) -> list[Any]:
+    from ray import cloudpickle
+
+    return [cloudpickle.loads(blob) for blob in column]
+
+
+def _setup_on_node_once(stage: ProcessingStage, key: str, node: NodeInfo, metadata: WorkerMetadata) -> None:
+    """Run `stage.setup_on_node` once per node and run, whichever actor gets there first."""
+    lock_dir = Path(tempfile.gettempdir()) / "curator-node-setup"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    done = lock_dir / f"{key}.done"
+    with open(lock_dir / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                stage.setup_on_node(node, metadata)
+                done.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class _StageActor:
+    """Ray Data callable class: one instance per actor, holding one set-up copy of the stage."""
+
+    def __init__(self, stage: ProcessingStage, node_setup_key: str, num_cpus: float, num_gpus: float):
+        import ray
+
+        ctx = ray.get_runtime_context()
+        metadata = WorkerMetadata(
+            worker_id=ctx.get_actor_id() or f"pid-{os.getpid()}",
+            node_id=ctx.get_node_id(),
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            gpu_ids=tuple(int(i) for i in ray.get_gpu_ids()),
+        )
+        _setup_on_node_once(stage, node_setup_key, NodeInfo(ctx.get_node_id()), metadata)
+        stage.setup(metadata)
+        self.stage = stage
+        self.runner = StageRunner(stage, metadata)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"item": _pack(self.runner.run(_unpack(batch["item"])))}
+
+    def __del__(self) -> None:
+        stage = getattr(self, "stage", None)
+        if stage is not None:
+            try:
+                stage.teardown()
+            except Exception:  # noqa: BLE001 - teardown must never mask the run's result
+                logger.exception("teardown of %s failed", stage.name)
+
+
+def _actor_class(stage: ProcessingStage, setup_key: str, num_cpus: float, num_gpus: float) -> type:
+    """A zero-argument actor class bound to `stage`, named after it (Ray Data shows the name).
+
+    Binding by closure instead of constructor arguments keeps the stage out of the object store, where
+    Ray could not recover it for an actor restart.
+    """
+
+    class BoundStageActor(_StageActor):
+        def __init__(self) -> None:
+            super().__init__(stage, setup_key, num_cpus, num_gpus)
+
+    label = "".join(ch if ch.isalnum() else "_" for ch in stage.name)
+    BoundStageActor.__name__ = BoundStageActor.__qualname__ = f"Stage_{label}"
+    return BoundStageActor
+
+
+class RayExecutor(Executor):
+    """Runs stages as Ray Data actor pools.
+
+    execution_mode: "streaming" (all stages at once, bounded in-flight work) or "batch" (each stage
+        completes before the next starts).
+    num_cpus: CPUs of the local cluster this executor starts when none is running (default: all).
+    max_workers_per_stage: cap on each pool's size (default: what the cluster holds).
+    max_worker_restarts: how often a dead worker is restarted and its task retried.
+    tasks_per_block: tasks that travel together between stages (default: enough for ~8 blocks per CPU).
+    show_progress: Ray Data's per-stage progress bars.
+    """
+
+    def __init__(
+        self,
+        execution_mode: str = "streaming",
+        num_cpus: int | None = None,
+        max_workers_per_stage: int | None = None,
+        max_worker_restarts: int = 3,
+        tasks_per_block: int | None = None,
+        show_progress: bool = False,
+        address: str | None = None,
+    ):
+        if execution_mode not in ("streaming", "batch"):
+            raise ValueError(f"execution_mode must be 'streaming' or 'batch', got {execution_mode!r}")
+        self.execution_mode = execution_mode
+        self.num_cpus = num_cpus
+        self.max_workers_per_stage = max_workers_per_stage
+        self.max_worker_restarts = max_worker_restarts
+        self.tasks_per_block = tasks_per_block
+        self.show_progress = show_progress
+        self.address = address
+        self.startup_time_s = 0.0
+
+    def execute(self, stages: list[ProcessingStage], initial_tasks: list[Task]) -> RunResult:
+        import ray
+        import ray.data
+
+        self.startup_time_s = ensure_ray(self.num_cpus, self.address)
+        t0 = time.perf_counter()
+        cluster = ray.cluster_resources()
+        needs_gpu_memory = any(s.resources.gpu_memory_gb for s in stages)
+        device_memory = gpu_memory_gb() if needs_gpu_memory else None
+        plans = plan_stages(
+            stages,
+            cluster.get("CPU", 1.0),
+            cluster.get("GPU", 0.0),
+            device_memory,
+            self.max_workers_per_stage,
+        )
+
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = self.show_progress
+        ctx.print_on_execution_start = self.show_progress
+        if not self.show_progress:  # Ray Data logs every dataset start/finish at INFO
+            logging.getLogger("ray.data").setLevel(logging.WARNING)
+        ctx.execution_options.preserve_order = False
+        ctx.log_internal_stack_trace_to_stdout = False
+
+        rows_per_block = self._rows_per_block(len(initial_tasks), cluster.get("CPU", 1.0))
+        num_blocks = max(1, math.ceil(len(initial_tasks) / rows_per_block))
+        ds = ray.data.from_items([{"item": b} for b in _pack(initial_tasks)], override_num_blocks=num_blocks)
+        run_key = f"{os.getpid()}-{time.time_ns()}"
+        for index, (stage, plan) in enumerate(zip(stages, plans, strict=True)):
+            with warnings.catch_warnings():
+                # Ray 2.60 deprecates **ray_remote_args but has no named parameter for restarts yet.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ds = self._map_stage(ray, ds, stage, plan, f"{run_key}-{index}", rows_per_block)
+            if self.execution_mode == "batch":
+                ds = ds.materialize()
+        rows = ds.take_all()
+        return collect(
+            _unpack(np.array([row["item"] for row in rows], dtype=object)),
+            [s.name for s in stages],
+            time.perf_counter() - t0,
+            self.startup_time_s,
+        )
+
+    def _rows_per_block(self, num_tasks: int, cluster_cpus: float) -> int:
+        """Tasks that travel together. Ray Data pays tens of ms per block, so small tasks must share
+        blocks; but enough blocks (about 8 per CPU) must remain to keep every worker busy."""
+        if self.tasks_per_block:
+            return self.tasks_per_block
+        return max(1, math.ceil(num_tasks / max(1.0, cluster_cpus * 8)))
+
+    def _map_stage(
+        self, ray: Any, ds: Any, stage: ProcessingStage, plan: StagePlan, setup_key: str, rows_per_block: int
+    ) -> Any:
+        return ds.map_batches(
+            _actor_class(stage, setup_key, float(stage.resources.cpus), plan.num_gpus),
+            # A stage sees whole blocks; StageRunner cuts them into `stage.batch_size` chunks.
+            batch_size=max(1, stage.batch_size, rows_per_block),
+            batch_format="numpy",
+            zero_copy_batch=True,
+            compute=ray.data.ActorPoolStrategy(
+                min_size=plan.min_workers, max_size=plan.max_workers, initial_size=plan.initial_workers
+            ),
+            num_cpus=plan.num_cpus,
+            num_gpus=plan.num_gpus or None,
+            resources=plan.resources or None,
+            max_restarts=self.max_worker_restarts,
+            max_task_retries=self.max_worker_restarts,
+        )

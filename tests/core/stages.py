@@ -1,0 +1,144 @@
+"""Small stages used by the engine tests (importable, so Ray workers can load them by reference)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from curator_core import CompositeStage, ProcessingStage, Resources, WorkerMetadata
+from curator_core.tasks import Task
+
+
+@dataclass
+class NumTask(Task[int]):
+    pass
+
+
+class AddStage(ProcessingStage[NumTask, NumTask]):
+    """Property-style declaration."""
+
+    def __init__(self, k: int, label: str | None = None):
+        self.k = k
+        self.label = label or f"add_{k}"
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(cpus=1.0)
+
+    def process(self, task: NumTask) -> NumTask:
+        task.data += self.k
+        return task
+
+
+@dataclass
+class FanOutFilterStage(ProcessingStage[NumTask, NumTask]):
+    """Dataclass-style declaration: multiples of `drop_multiple` are filtered, others fan out."""
+
+    fanout: int = 2
+    drop_multiple: int = 5
+    name: str = "fan_out_filter"
+    resources: Resources = Resources(cpus=1.0)
+
+    def process(self, task: NumTask) -> list[NumTask] | None:
+        if task.data % self.drop_multiple == 0:
+            return None
+        return [NumTask(dataset_name=task.dataset_name, data=task.data * 10 + i) for i in range(self.fanout)]
+
+
+@dataclass
+class RaiseOnStage(ProcessingStage[NumTask, NumTask]):
+    bad_value: int = 7
+    name: str = "raise_on"
+    batch_size: int = 4
+
+    def process(self, task: NumTask) -> NumTask:
+        if task.data == self.bad_value:
+            raise ValueError(f"bad value {task.data}")
+        return task
+
+
+@dataclass
+class BatchSquareStage(ProcessingStage[NumTask, NumTask]):
+    """Has process_batch: records the batch sizes it saw."""
+
+    name: str = "batch_square"
+    batch_size: int = 8
+
+    def process(self, task: NumTask) -> NumTask:
+        return self.process_batch([task])[0]
+
+    def process_batch(self, tasks: list[NumTask]) -> list[NumTask]:
+        for t in tasks:
+            t.data = t.data * t.data
+            t.metadata["batch_len"] = len(tasks)
+        return tasks
+
+
+@dataclass
+class DieOnceStage(ProcessingStage[NumTask, NumTask]):
+    """Kills its worker process the first time it sees `victim`; a marker file makes the retry pass."""
+
+    marker_dir: str = ""
+    victim: int = 3
+    name: str = "die_once"
+
+    def process(self, task: NumTask) -> NumTask:
+        marker = Path(self.marker_dir) / f"died-{task.data}"
+        if task.data == self.victim and not marker.exists():
+            marker.touch()
+            os._exit(1)
+        task.metadata["pid"] = os.getpid()
+        return task
+
+
+@dataclass
+class SetupRecorderStage(ProcessingStage[NumTask, NumTask]):
+    """Counts setup calls (per worker) and setup_on_node calls (files in `record_dir`)."""
+
+    record_dir: str = ""
+    name: str = "setup_recorder"
+
+    def setup_on_node(self, node_info, worker_metadata=None) -> None:
+        (Path(self.record_dir) / f"node-{node_info.node_id}-{time.time_ns()}").touch()
+
+    def setup(self, worker_metadata: WorkerMetadata | None = None) -> None:
+        self.worker = worker_metadata.worker_id if worker_metadata else "none"
+        self.ready = True
+
+    def process(self, task: NumTask) -> NumTask:
+        assert self.ready, "process called before setup"
+        task.metadata["worker"] = self.worker
+        return task
+
+
+@dataclass
+class SleepStage(ProcessingStage[NumTask, NumTask]):
+    """Busy CPU work for about `seconds`."""
+
+    seconds: float = 0.05
+    name: str = "sleep"
+
+    def process(self, task: NumTask) -> NumTask:
+        end = time.process_time() + self.seconds
+        x = 0
+        while time.process_time() < end:
+            x += 1
+        return task
+
+
+class AddTwiceComposite(CompositeStage[NumTask, NumTask]):
+    """A composite holding another composite: decomposes to add_1, add_2, add_3."""
+
+    def decompose(self):
+        return [AddStage(1), _Inner()]
+
+
+class _Inner(CompositeStage[NumTask, NumTask]):
+    def decompose(self):
+        return [AddStage(2), AddStage(3)]

@@ -1,0 +1,115 @@
+"""Executors on a real local Ray (2 CPUs): same semantics in streaming, batch and local modes."""
+
+from __future__ import annotations
+
+import pytest
+
+from curator_core import LocalExecutor, Pipeline, RayExecutor, Resources
+from curator_core.executors.ray import plan_stages
+from tests.core.stages import (
+    AddStage,
+    BatchSquareStage,
+    DieOnceStage,
+    FanOutFilterStage,
+    NumTask,
+    RaiseOnStage,
+    SetupRecorderStage,
+)
+
+
+def _tasks(n: int) -> list[NumTask]:
+    return [NumTask(dataset_name="nums", data=i) for i in range(n)]
+
+
+def _pipeline() -> Pipeline:
+    return Pipeline(
+        "engine", [AddStage(1), FanOutFilterStage(), RaiseOnStage(bad_value=71), AddStage(2, "add_again")]
+    )
+
+
+def _signature(result) -> list[tuple[str, int]]:
+    return [(t.task_id, t.data) for t in result.outputs]
+
+
+@pytest.fixture(scope="module")
+def local_result():
+    return _pipeline().execute(LocalExecutor(), _tasks(20))
+
+
+def test_local_fan_out_filter_and_failure(local_result):
+    # data+1, multiples of 5 dropped (4 of 20: 5,10,15,20), others fan out x2, 71 raises.
+    stats = local_result.stage_stats
+    assert stats["fan_out_filter"].filtered == 4 and stats["fan_out_filter"].tasks_out == 32
+    assert stats["raise_on"].failed == 1 and stats["raise_on"].tasks_out == 31
+    assert len(local_result.outputs) == 31
+    [failure] = local_result.failures
+    assert (failure.stage, failure.task_id, failure.error_type) == ("raise_on", "6.1", "ValueError")
+    assert "bad value 71" in failure.message
+    assert ("0.0", 12) in _signature(local_result) and ("0.1", 13) in _signature(local_result)
+
+
+@pytest.mark.parametrize("mode", ["streaming", "batch"])
+def test_ray_modes_give_the_same_outputs_as_local(ray_cluster, local_result, mode):
+    result = _pipeline().execute(RayExecutor(execution_mode=mode), _tasks(20))
+    assert _signature(result) == _signature(local_result)
+    assert [(f.stage, f.task_id) for f in result.failures] == [("raise_on", "6.1")]
+    for name, stats in local_result.stage_stats.items():
+        got = result.stage_stats[name]
+        assert (got.tasks_in, got.tasks_out, got.filtered, got.failed) == (
+            stats.tasks_in,
+            stats.tasks_out,
+            stats.filtered,
+            stats.failed,
+        )
+
+
+def test_one_raising_task_loses_no_other_in_a_batch(ray_cluster):
+    stage = RaiseOnStage(bad_value=3).with_(batch_size=10)
+    result = Pipeline("p", [stage]).execute(RayExecutor(), _tasks(10))
+    assert sorted(t.data for t in result.outputs) == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    assert [f.task_id for f in result.failures] == ["3"]
+
+
+def test_process_batch_receives_batches(ray_cluster):
+    result = Pipeline("p", [BatchSquareStage(batch_size=8)]).execute(RayExecutor(), _tasks(16))
+    assert sorted(t.data for t in result.outputs) == [i * i for i in range(16)]
+    assert max(t.metadata["batch_len"] for t in result.outputs) > 1
+
+
+def test_killed_worker_is_restarted_and_its_task_retried(ray_cluster, tmp_path):
+    stage = DieOnceStage(marker_dir=str(tmp_path), victim=3)
+    result = Pipeline("p", [stage]).execute(RayExecutor(max_worker_restarts=2), _tasks(6))
+    assert (tmp_path / "died-3").exists(), "the worker never died: the test proves nothing"
+    assert sorted(t.data for t in result.outputs) == list(range(6))
+    assert result.failures == []
+
+
+def test_more_stages_than_cores_completes(ray_cluster):
+    stages = [AddStage(1, f"add_{i}").with_(resources=Resources(cpus=1.0)) for i in range(5)]
+    result = Pipeline("wide", stages).execute(RayExecutor(), _tasks(10))
+    assert sorted(t.data for t in result.outputs) == [i + 5 for i in range(10)]
+
+
+def test_setup_runs_before_process_and_setup_on_node_once(ray_cluster, tmp_path):
+    result = Pipeline("p", [SetupRecorderStage(record_dir=str(tmp_path))]).execute(RayExecutor(), _tasks(8))
+    assert len(result.outputs) == 8 and all(t.metadata["worker"] for t in result.outputs)
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_plan_scales_cpu_requests_so_every_stage_fits():
+    stages = [AddStage(i) for i in range(4)]
+    plans = plan_stages(stages, cluster_cpus=2, cluster_gpus=0, device_memory_gb=None)
+    assert sum(p.num_cpus for p in plans) <= 2
+    assert all(p.min_workers == 1 and p.max_workers >= 1 for p in plans)
+
+
+def test_plan_fails_fast_when_a_stage_needs_more_gpus_than_the_cluster_has():
+    stage = AddStage(1).with_(resources=Resources(gpus=2))
+    with pytest.raises(RuntimeError, match="add_1.*needs 2 GPU"):
+        plan_stages([stage], cluster_cpus=2, cluster_gpus=0, device_memory_gb=None)
+
+
+def test_plan_reports_unreadable_gpu_memory():
+    stage = AddStage(1).with_(resources=Resources(gpu_memory_gb=8))
+    with pytest.raises(RuntimeError, match="no GPU memory could be read"):
+        plan_stages([stage], cluster_cpus=2, cluster_gpus=1, device_memory_gb=None)
