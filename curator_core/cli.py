@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -27,19 +28,142 @@ def command(name: str, help_text: str):
     return decorator
 
 
-@command("demo", "run a small pipeline on local Ray to check the engine works")
+@command("demo", "the main job on embedded defaults: sample videos -> clips on local Ray")
 def _demo_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tasks", type=int, default=8)
-    parser.add_argument("--json", action="store_true", help="print the run report as JSON")
+    parser.add_argument("--root", default="outputs/demo", help="where sample inputs and outputs go")
+    parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
 
 @_demo_args.run
 def _demo(args: argparse.Namespace) -> int:
-    from curator_core.demo import run_engine_demo
+    from curator_core.demo import run_demo
 
-    report = run_engine_demo(args.tasks)
-    print(json.dumps(report, indent=2) if args.json else report["summary"])
-    return 0 if report["failures"] == 0 else 1
+    summary = run_demo(args.root)
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("pipeline", "report")}, indent=2))
+        return 0 if not summary["failed"] else 1
+    print(summary["pipeline"], "\n")
+    print(summary["report"], "\n")
+    print(f"sample videos: {', '.join(summary['inputs'])}")
+    print(
+        f"clips written: {len(summary['clips_written'])}, filtered: {len(summary['filtered'])}, "
+        f"failed: {len(summary['failed'])}"
+    )
+    for clip in summary["clips_written"]:
+        print(
+            f"  {clip['uuid']}  {Path(clip['source']).name} {clip['span'][0]:.2f}-{clip['span'][1]:.2f}s  {clip['path']}"
+        )
+    for item in summary["filtered"]:
+        print(
+            f"  filtered {Path(item['source']).name} {item['span'][0]:.2f}-{item['span'][1]:.2f}s: {item['reason']}"
+        )
+    print(f"\noutputs under {summary['output_root']} (clips/, previews/, metadata/)")
+    print("run your own videos: .venv/bin/curator run VIDEO_OR_FOLDER --out OUT_DIR")
+    return 0 if not summary["failed"] else 1
+
+
+@command("run", "split, transcode, filter and write clips of INPUT videos (local Ray)")
+def _run_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or fsspec URLs")
+    parser.add_argument("--out", required=True, help="output root (folder or fsspec URL)")
+    parser.add_argument("--splitting", choices=["fixed", "shots"], default="shots")
+    parser.add_argument("--clip-len", type=float, default=10.0, help="fixed splitting: clip length, seconds")
+    parser.add_argument("--clip-stride", type=float, default=None, help="fixed splitting: stride, seconds")
+    parser.add_argument("--min-clip-len", type=float, default=2.0, help="shortest clip kept, seconds")
+    parser.add_argument("--max-clip-len", type=float, default=60.0, help="shots: longest clip, seconds")
+    parser.add_argument(
+        "--limit-clips", type=int, default=0, help="fixed splitting: clips per video (0: all)"
+    )
+    parser.add_argument("--limit-videos", type=int, default=0)
+    parser.add_argument(
+        "--encoder", default="libx264", help="libx264, mpeg4, libvpx-vp9, libsvtav1, h264_nvenc..."
+    )
+    parser.add_argument("--crf", type=int, default=23)
+    parser.add_argument("--preset", default="veryfast")
+    parser.add_argument("--height", type=int, default=None, help="output height in pixels")
+    parser.add_argument("--fps", type=float, default=None, help="output frame rate")
+    parser.add_argument(
+        "--motion-threshold", type=float, default=0.0005, help="fraction of diagonal per frame"
+    )
+    parser.add_argument("--motion-score-only", action="store_true", help="score motion, filter nothing")
+    parser.add_argument("--no-previews", action="store_true")
+    parser.add_argument("--mode", choices=["streaming", "batch"], default="streaming")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary")
+
+
+@_run_args.run
+def _run(args: argparse.Namespace) -> int:
+    from curator_core.executors.ray import RayExecutor
+    from curator_core.video.pipelines import SplitOptions, split_pipeline
+    from curator_core.video.report import run_summary
+
+    options = SplitOptions(
+        splitting=args.splitting,
+        clip_len_s=args.clip_len,
+        clip_stride_s=args.clip_stride,
+        min_clip_len_s=args.min_clip_len,
+        max_clip_len_s=args.max_clip_len,
+        limit_clips=args.limit_clips,
+        encoder=args.encoder,
+        crf=args.crf,
+        preset=args.preset,
+        target_height=args.height,
+        target_fps=args.fps,
+        motion_threshold=args.motion_threshold,
+        motion_score_only=args.motion_score_only,
+        previews=not args.no_previews,
+        limit_videos=args.limit_videos,
+    )
+    pipeline = split_pipeline(args.inputs, args.out, options)
+    if not args.json:
+        print(pipeline.describe(), file=sys.stderr)
+    result = pipeline.execute(RayExecutor(execution_mode=args.mode, show_progress=not args.json))
+    summary = run_summary(result)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(result.summary())
+        print(
+            f"videos read: {summary['videos_read']}, clips written: {len(summary['clips_written'])}, "
+            f"filtered: {len(summary['filtered'])}, failed: {len(summary['failed'])}"
+        )
+        for item in summary["failed"]:
+            print(f"  failed: {item['source']}: {item['reason']}")
+        print(f"outputs under {args.out}")
+    return 0
+
+
+@command("shots", "detect shot transitions in a video")
+def _shots_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("video")
+    parser.add_argument("--detector", default="content")
+    parser.add_argument("--json", action="store_true")
+
+
+@_shots_args.run
+def _shots(args: argparse.Namespace) -> int:
+    from curator_core.video.shots import DETECTORS, VideoDecodeError
+
+    if args.detector not in DETECTORS:
+        print(
+            f"curator shots: unknown detector {args.detector!r} (choose from {', '.join(DETECTORS)})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        result = DETECTORS[args.detector]().detect_path(args.video)
+    except VideoDecodeError as exc:
+        print(f"curator shots: {exc}", file=sys.stderr)
+        return 1
+    out = {"video": args.video, "transitions": [t.to_dict() for t in result.transitions]}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for t in result.transitions:
+            print(
+                f"{t.kind:8} frames {t.start_frame}-{t.end_frame}  {t.start_pts_s:.3f}-{t.end_pts_s:.3f}s  conf {t.confidence}"
+            )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,47 +1,27 @@
-"""A tiny engine demo: fan-out, filtering and a failing task through RayExecutor (used by `curator demo`)."""
+"""The main job on embedded defaults: make a small batch of sample videos, split, transcode, filter,
+preview and write them through a streaming pipeline on local Ray (used by `curator demo` / `make run`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 
 from curator_core.executors.ray import RayExecutor
-from curator_core.pipeline import Pipeline
-from curator_core.resources import Resources
-from curator_core.stage import ProcessingStage
-from curator_core.tasks import Task
+from curator_core.video.pipelines import SplitOptions, split_pipeline
+from curator_core.video.report import run_summary
+from curator_core.video.samples import make_sample_batch
 
 
-@dataclass
-class TextTask(Task[str]):
-    pass
-
-
-@dataclass
-class SplitWords(ProcessingStage[TextTask, TextTask]):
-    name: str = "split_words"
-    resources: Resources = Resources(cpus=0.5)
-
-    def process(self, task: TextTask) -> list[TextTask]:
-        return [TextTask(dataset_name=task.dataset_name, data=w) for w in task.data.split()]
-
-
-@dataclass
-class DropShort(ProcessingStage[TextTask, TextTask]):
-    min_len: int = 4
-    name: str = "drop_short"
-    resources: Resources = Resources(cpus=0.5)
-
-    def process(self, task: TextTask) -> TextTask | None:
-        return task if len(task.data) >= self.min_len else None
-
-
-def run_engine_demo(num_tasks: int = 8) -> dict:
-    sentences = [f"sentence {i} flows through a streaming ray pipeline" for i in range(num_tasks)]
-    pipeline = Pipeline("engine_demo", [SplitWords(), DropShort()], description="split, then filter words")
-    result = pipeline.execute(RayExecutor(), [TextTask(dataset_name="demo", data=s) for s in sentences])
-    return {
-        "outputs": len(result.outputs),
-        "failures": len(result.failures),
-        "stages": {k: vars(v) for k, v in result.stage_stats.items()},
-        "summary": pipeline.describe() + "\n\n" + result.summary(),
-    }
+def run_demo(root: str = "outputs/demo") -> dict:
+    base = Path(root).resolve()
+    landing = base / "landing" / "batch-0001"
+    videos = make_sample_batch(landing)
+    pipeline = split_pipeline(
+        [str(landing)], str(base / "clips"), SplitOptions(splitting="shots", min_clip_len_s=1.0)
+    )
+    result = pipeline.execute(RayExecutor())
+    summary = run_summary(result)
+    summary["inputs"] = [str(v) for v in videos]
+    summary["output_root"] = str(base / "clips")
+    summary["pipeline"] = pipeline.describe()
+    summary["report"] = result.summary()
+    return summary

@@ -1,0 +1,144 @@
+"""Motion scores per clip, from the codec's motion vectors (free with the decode) or frame differences.
+
+Units: motion is the mean displacement per frame as a fraction of the frame diagonal (0.01 = 1% of the
+diagonal per frame). `motion_global_mean` averages over the whole frame and clip; `motion_patch_min` is the
+smallest per-patch mean over an 8x8 grid (low when part of the frame never moves, e.g. a static overlay or a
+slide). The frame-difference fallback (intra-only codecs, or clips whose encoder wrote no vectors) uses the
+mean absolute luma change per frame in [0, 1] in the same two score names, marked by `motion_method`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from curator_core.resources import Resources
+from curator_core.stage import ProcessingStage
+from curator_core.tasks import Clip, VideoTask
+
+GLOBAL = "motion_global_mean"
+PATCH_MIN = "motion_patch_min"
+GRID = 8
+
+
+def motion_scores(data: bytes) -> tuple[float, float, str]:
+    """(global mean, per-patch minimum, method) for one encoded clip."""
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.options = {"flags2": "+export_mvs"}
+        stream.thread_type = "AUTO"
+        width, height = stream.codec_context.width, stream.codec_context.height
+        diag = math.hypot(width, height)
+        grid_sum = np.zeros((GRID, GRID))
+        grid_count = np.zeros((GRID, GRID))
+        total, frames_with_mvs, frames = 0.0, 0, 0
+        diffs: list[np.ndarray] = []
+        prev = None
+        for frame in container.decode(stream):
+            frames += 1
+            mvs = frame.side_data.get("MOTION_VECTORS")
+            if mvs is not None:
+                a = mvs.to_ndarray()
+                if len(a):
+                    scale = np.maximum(a["motion_scale"], 1).astype(np.float64)
+                    mag = np.hypot(a["motion_x"] / scale, a["motion_y"] / scale) / diag
+                    gx = np.clip(a["dst_x"].astype(int) * GRID // max(1, width), 0, GRID - 1)
+                    gy = np.clip(a["dst_y"].astype(int) * GRID // max(1, height), 0, GRID - 1)
+                    np.add.at(grid_sum, (gy, gx), mag)
+                    np.add.at(grid_count, (gy, gx), 1)
+                    total += float(mag.mean())
+                    frames_with_mvs += 1
+                    continue
+            if frame.key_frame and frames_with_mvs:
+                continue  # keyframes carry no vectors; they do not mean "no motion"
+            luma = frame.to_ndarray(width=64, height=36, format="gray").astype(np.float32) / 255.0
+            if prev is not None:
+                diffs.append(np.abs(luma - prev))
+            prev = luma
+    if frames_with_mvs:
+        patch = np.where(grid_count > 0, grid_sum / np.maximum(grid_count, 1), 0.0)
+        return total / frames_with_mvs, float(patch.min()), "motion_vectors"
+    if not diffs:
+        return 0.0, 0.0, "frame_difference"
+    stack = np.stack(diffs)
+    h, w = stack.shape[1:]
+    patches = stack[:, : h // GRID * GRID, : w // GRID * GRID].reshape(
+        len(stack), GRID, h // GRID, GRID, w // GRID
+    )
+    return float(stack.mean()), float(patches.mean(axis=(0, 2, 4)).min()), "frame_difference"
+
+
+@dataclass
+class MotionScoringStage(ProcessingStage[VideoTask, VideoTask]):
+    """Adds `motion_global_mean` and `motion_patch_min` to every clip's scores."""
+
+    name: str = "motion_scoring"
+    resources: Resources = Resources(cpus=1.0)
+
+    def inputs(self) -> tuple[list[str], list[str]]:
+        return [], ["clips"]
+
+    def outputs(self) -> tuple[list[str], list[str]]:
+        return [], ["clips"]
+
+    def process(self, task: VideoTask) -> VideoTask:
+        for clip in task.data.clips:
+            score(clip)
+        return task
+
+
+def score(clip: Clip) -> None:
+    if not clip.encoded_data or GLOBAL in clip.scores:
+        return
+    try:
+        global_mean, patch_min, method = motion_scores(clip.encoded_data)
+    except av.error.FFmpegError as exc:
+        clip.errors["motion"] = f"{type(exc).__name__}: {exc}"
+        return
+    clip.scores[GLOBAL] = global_mean
+    clip.scores[PATCH_MIN] = patch_min
+    clip.metadata["motion_method"] = method
+
+
+@dataclass
+class MotionFilterStage(ProcessingStage[VideoTask, VideoTask]):
+    """Moves clips with too little motion to `filtered_clips` (scores them first if needed).
+
+    global_threshold: minimum `motion_global_mean` (fraction of the diagonal per frame; 0.0005 is about
+    one pixel per frame at 1080p). patch_threshold: minimum `motion_patch_min` (same unit; 0 disables).
+    score_only: keep every clip and only record the decision in `clip.metadata["motion_pass"]`.
+    """
+
+    global_threshold: float = 0.0005
+    patch_threshold: float = 0.0
+    score_only: bool = False
+    name: str = "motion_filter"
+    resources: Resources = Resources(cpus=1.0)
+
+    def inputs(self) -> tuple[list[str], list[str]]:
+        return [], ["clips"]
+
+    def outputs(self) -> tuple[list[str], list[str]]:
+        return [], ["clips", "filtered_clips"]
+
+    def process(self, task: VideoTask) -> VideoTask:
+        video = task.data
+        kept = []
+        for clip in video.clips:
+            score(clip)
+            passed = (
+                clip.scores.get(GLOBAL, 0.0) >= self.global_threshold
+                and clip.scores.get(PATCH_MIN, 0.0) >= self.patch_threshold
+            )
+            clip.metadata["motion_pass"] = passed
+            if passed or self.score_only or GLOBAL not in clip.scores:
+                kept.append(clip)
+            else:
+                clip.metadata["filtered_by"] = self.name
+                video.filtered_clips.append(clip)
+        video.clips = kept
+        return task

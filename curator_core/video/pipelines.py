@@ -1,0 +1,68 @@
+"""Ready-made pipelines built from the video stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from curator_core.pipeline import Pipeline
+from curator_core.video.motion import MotionFilterStage
+from curator_core.video.preview import PreviewStage
+from curator_core.video.reader import VideoReader
+from curator_core.video.splitting import FixedStrideSplittingStage, ShotSplittingStage
+from curator_core.video.transcoding import ClipTranscodingStage
+from curator_core.video.writer import ClipWriterStage
+
+
+@dataclass
+class SplitOptions:
+    """The knobs of the standalone split-and-transcode pipeline (seconds unless named otherwise)."""
+
+    splitting: str = "shots"  # "fixed" | "shots"
+    clip_len_s: float = 10.0
+    clip_stride_s: float | None = None  # default: clip_len_s
+    min_clip_len_s: float = 2.0
+    max_clip_len_s: float = 60.0
+    limit_clips: int = 0
+    encoder: str = "libx264"
+    crf: int = 23
+    preset: str = "veryfast"
+    target_height: int | None = None
+    target_fps: float | None = None
+    motion_threshold: float = 0.0005
+    motion_score_only: bool = False
+    previews: bool = True
+    limit_videos: int = 0
+
+
+def split_pipeline(inputs: list[str], output_root: str, options: SplitOptions | None = None) -> Pipeline:
+    """read -> split -> transcode -> motion score/filter -> preview -> write."""
+    o = options or SplitOptions()
+    if o.splitting == "fixed":
+        splitter = FixedStrideSplittingStage(
+            clip_len_s=o.clip_len_s,
+            clip_stride_s=o.clip_stride_s or o.clip_len_s,
+            min_clip_length_s=o.min_clip_len_s,
+            limit_clips=o.limit_clips,
+        )
+    elif o.splitting == "shots":
+        splitter = ShotSplittingStage(min_length_s=o.min_clip_len_s, max_length_s=o.max_clip_len_s)
+    else:
+        raise ValueError(f"splitting must be 'fixed' or 'shots', got {o.splitting!r}")
+    stages = [
+        VideoReader(inputs, limit=o.limit_videos),
+        splitter,
+        ClipTranscodingStage(
+            encoder=o.encoder,
+            crf=o.crf,
+            preset=o.preset,
+            target_height=o.target_height,
+            target_fps=o.target_fps,
+        ),
+        MotionFilterStage(global_threshold=o.motion_threshold, score_only=o.motion_score_only),
+    ]
+    if o.previews:
+        stages.append(PreviewStage())
+    stages.append(ClipWriterStage(output_root=output_root))
+    return Pipeline(
+        "split_transcode", stages, description="read, split, transcode, motion filter, preview, write"
+    )

@@ -1,0 +1,84 @@
+"""Reading: list the inputs, then probe each one. Bad inputs are recorded on their task, never raised."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from curator_core.resources import Resources
+from curator_core.stage import CompositeStage, ProcessingStage
+from curator_core.tasks import EmptyTask, Video, VideoTask
+from curator_core.video.io import DEFAULT_EXTENSIONS, VideoInputError, list_videos, probe
+
+logger = logging.getLogger(__name__)
+
+READ_ERROR = "read"
+
+
+@dataclass
+class FileListingStage(ProcessingStage[EmptyTask, VideoTask]):
+    """Turns the seed task into one VideoTask per input file found under `inputs`."""
+
+    inputs_: tuple[str, ...] = ()
+    recursive: bool = True
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
+    limit: int = 0
+    dataset_name: str = "videos"
+    name: str = "file_listing"
+    resources: Resources = Resources(cpus=0.25)
+
+    def outputs(self) -> tuple[list[str], list[str]]:
+        return [], ["input_path"]
+
+    def process(self, task: EmptyTask) -> list[VideoTask]:
+        paths: list[str] = []
+        for root in self.inputs_:
+            paths.extend(list_videos(root, self.recursive, self.extensions))
+        paths = list(dict.fromkeys(paths))
+        if self.limit:
+            paths = paths[: self.limit]
+        return [VideoTask(dataset_name=self.dataset_name, data=Video(input_path=p)) for p in paths]
+
+
+@dataclass
+class VideoReaderStage(ProcessingStage[VideoTask, VideoTask]):
+    """Probes each video's metadata with PyAV, streaming from its file or URL."""
+
+    name: str = "video_reader"
+    resources: Resources = Resources(cpus=0.5)
+
+    def inputs(self) -> tuple[list[str], list[str]]:
+        return [], ["input_path"]
+
+    def outputs(self) -> tuple[list[str], list[str]]:
+        return [], ["metadata"]
+
+    def process(self, task: VideoTask) -> VideoTask:
+        video = task.data
+        try:
+            video.metadata = probe(video.input_path)
+        except VideoInputError as exc:
+            video.errors[READ_ERROR] = str(exc)
+            logger.warning("%s", exc)
+        except OSError as exc:
+            video.errors[READ_ERROR] = f"cannot read ({exc}): {video.input_path}"
+            logger.warning("%s", video.errors[READ_ERROR])
+        return task
+
+
+@dataclass
+class VideoReader(CompositeStage[EmptyTask, VideoTask]):
+    """List videos under one or more local folders / fsspec URLs, then probe each."""
+
+    inputs_: tuple[str, ...] | list[str] | str = ()
+    recursive: bool = True
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
+    limit: int = 0
+    dataset_name: str = "videos"
+
+    def decompose(self) -> list[ProcessingStage]:
+        roots = (self.inputs_,) if isinstance(self.inputs_, str) else tuple(self.inputs_)
+        return [
+            FileListingStage(roots, self.recursive, self.extensions, self.limit, self.dataset_name),
+            VideoReaderStage(),
+        ]

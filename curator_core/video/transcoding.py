@@ -1,0 +1,286 @@
+"""Cutting and encoding clips in-process with PyAV: frame-accurate, decode once per segment.
+
+A long video is first cut into segments of consecutive clips (`VideoSegmentingStage`), so that its clips
+spread over every worker; each segment is decoded once, from the keyframe before its first clip, and every
+decoded frame goes to the encoder of each clip whose span holds it (overlapping clips work too).
+Rotation and sample aspect ratio are carried into the output (display matrix and SAR), so clips display
+the right way up without re-rotating pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+import av
+from av.video.frame import PictureType
+
+from curator_core.resources import Resources
+from curator_core.stage import CompositeStage, ProcessingStage, WorkerMetadata
+from curator_core.tasks import Clip, VideoTask
+from curator_core.video.io import VideoInputError, open_container, video_stream
+
+logger = logging.getLogger(__name__)
+
+ENCODERS_WITH_CRF = {"libx264", "libx265", "libvpx-vp9", "libsvtav1"}
+
+
+@dataclass
+class VideoSegmentingStage(ProcessingStage[VideoTask, VideoTask]):
+    """Fans one video's clips out into tasks of consecutive clips spanning at most `segment_s` seconds."""
+
+    segment_s: float = 30.0
+    name: str = "video_segmenting"
+    resources: Resources = Resources(cpus=0.1)
+
+    def inputs(self) -> tuple[list[str], list[str]]:
+        return [], ["clips"]
+
+    def process(self, task: VideoTask) -> list[VideoTask]:
+        video = task.data
+        clips = sorted(video.clips, key=lambda c: c.span)
+        if len(clips) <= 1:
+            return [task]
+        groups: list[list[Clip]] = [[]]
+        for clip in clips:
+            group = groups[-1]
+            if group and clip.span[1] - group[0].span[0] > self.segment_s:
+                groups.append([clip])
+            else:
+                group.append(clip)
+        if len(groups) == 1:
+            return [task]
+        out = []
+        for index, group in enumerate(groups):
+            seg_video = replace(
+                video, clips=group, filtered_clips=[], errors=dict(video.errors), segment=(index, len(groups))
+            )
+            out.append(
+                type(task)(dataset_name=task.dataset_name, data=seg_video, metadata=dict(task.metadata))
+            )
+        return out
+
+
+@dataclass
+class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
+    """Decodes a segment once and encodes each of its clips to an MP4 held in `clip.encoded_data`."""
+
+    encoder: str = "libx264"
+    crf: int = 23
+    preset: str = "veryfast"
+    target_height: int | None = None
+    target_fps: float | None = None
+    bitrate: str | None = None  # for encoders without CRF (e.g. mpeg4, nvenc): "4M"
+    name: str = "clip_encode"
+    resources: Resources = Resources(cpus=1.0)
+
+    def inputs(self) -> tuple[list[str], list[str]]:
+        return [], ["clips"]
+
+    def outputs(self) -> tuple[list[str], list[str]]:
+        return [], ["clips"]
+
+    def setup(self, worker_metadata: WorkerMetadata | None = None) -> None:
+        if self.encoder not in av.codecs_available:
+            raise RuntimeError(f"encoder {self.encoder!r} is not in this FFmpeg build")
+        self._threads = max(1, round(worker_metadata.num_cpus if worker_metadata else 1))
+
+    def process(self, task: VideoTask) -> VideoTask:
+        video = task.data
+        if video.errors.get("read") or not video.clips:
+            return task
+        if not hasattr(self, "_threads"):
+            self.setup(None)
+        try:
+            self._encode_segment(
+                video.input_path, video.clips, video.metadata.rotation_deg if video.metadata else 0, video
+            )
+        except VideoInputError as exc:
+            video.errors["transcode"] = str(exc)
+        kept, dropped = [], []
+        for clip in video.clips:
+            (kept if clip.encoded_data else dropped).append(clip)
+        for clip in dropped:
+            clip.errors.setdefault("transcode", "no frames decoded in this span")
+        video.clips = kept
+        video.filtered_clips.extend(dropped)
+        return task
+
+    def _encode_segment(self, uri: str, clips: list[Clip], rotation: int, video) -> None:
+        clips = sorted(clips, key=lambda c: c.span)
+        seg_start = clips[0].span[0]
+        seg_end = max(c.span[1] for c in clips)
+        encoders: dict[str, _ClipEncoder] = {}
+        finished: set[str] = set()
+        with open_container(uri) as container:
+            stream = video_stream(container, uri)
+            stream.thread_type = "AUTO"
+            tb = stream.time_base
+            sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+            rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+            if seg_start > 0:
+                container.seek(int(seg_start / tb), stream=stream, backward=True, any_frame=False)
+            try:
+                for frame in container.decode(stream):
+                    if frame.pts is None:
+                        continue
+                    t = float(frame.pts * tb)
+                    if t >= seg_end - 1e-6:
+                        break
+                    for clip in clips:
+                        start, end = clip.span
+                        if clip.uuid in finished or t < start - 1e-6:
+                            continue
+                        if t >= end - 1e-6:
+                            if clip.uuid in encoders:
+                                clip.encoded_data = encoders.pop(clip.uuid).close()
+                            finished.add(clip.uuid)
+                            continue
+                        enc = encoders.get(clip.uuid)
+                        if enc is None:
+                            enc = encoders[clip.uuid] = _ClipEncoder(
+                                self, clip, tb, rate, rotation, sar, self._threads
+                            )
+                        enc.add(frame, t)
+            except av.error.FFmpegError as exc:
+                message = (
+                    f"decoding stopped at {len(finished)} of {len(clips)} clips ({type(exc).__name__}: {exc})"
+                )
+                video.errors["decode"] = message
+                logger.warning("%s: %s", uri, message)
+                for uuid, enc in encoders.items():
+                    enc.clip.errors["decode"] = "clip ends early: the stream is damaged after its last frame"
+            for enc in encoders.values():
+                enc.clip.encoded_data = enc.close()
+
+
+class _ClipEncoder:
+    """One output MP4 in memory. Frames arrive with source PTS; output PTS count from the clip start."""
+
+    def __init__(
+        self,
+        stage: ClipEncodeStage,
+        clip: Clip,
+        tb: Fraction,
+        rate: Fraction,
+        rotation: int,
+        sar,
+        threads: int,
+    ):
+        self.clip = clip
+        self.buffer = io.BytesIO()
+        self.container = av.open(self.buffer, mode="w", format="mp4")
+        fps = Fraction(stage.target_fps).limit_denominator(1001) if stage.target_fps else rate
+        self.stream = self.container.add_stream(stage.encoder, rate=fps)
+        self.stream.time_base = tb
+        self.stream.codec_context.time_base = tb
+        self.stream.thread_count = threads
+        self.tb = tb
+        self.start_pts = round(clip.span[0] / tb)
+        self.target_height = stage.target_height
+        self.min_step = 1.0 / stage.target_fps if stage.target_fps else 0.0
+        self.next_t = -math.inf
+        self.opened = False
+        self.frames = 0
+        self.last_pts = -1
+        options = {}
+        if stage.encoder in ENCODERS_WITH_CRF:
+            options["crf"] = str(stage.crf)
+        if stage.encoder == "libx264":
+            options["preset"] = stage.preset
+        elif stage.encoder == "libsvtav1":
+            options["preset"] = "10"
+        elif stage.encoder == "libvpx-vp9":
+            options.update({"deadline": "realtime", "cpu-used": "8", "b": "0"})
+        if stage.bitrate:
+            self.stream.bit_rate = _parse_bitrate(stage.bitrate)
+        self.stream.options = options
+        self.rotation = rotation
+        self.sar = sar
+
+    def _open(self, frame: av.VideoFrame) -> None:
+        self.stream.width = frame.width
+        self.stream.height = frame.height
+        self.stream.pix_fmt = "yuv420p"
+        if self.sar and self.sar.numerator and self.sar != 1:
+            self.stream.codec_context.sample_aspect_ratio = self.sar
+        if self.rotation:
+            self.stream.set_display_rotation(self.rotation)
+        self.opened = True
+
+    def add(self, frame: av.VideoFrame, t: float) -> None:
+        if t < self.next_t - 1e-6:
+            return
+        if self.min_step:
+            self.next_t = (
+                max(self.next_t + self.min_step, t) if self.next_t > -math.inf else t + self.min_step
+            )
+        if self.target_height and frame.height != self.target_height:
+            width = max(2, round(frame.width * self.target_height / frame.height / 2) * 2)
+            out = frame.reformat(width=width, height=self.target_height, format="yuv420p")
+        elif frame.format.name != "yuv420p":
+            out = frame.reformat(format="yuv420p")
+        else:
+            out = frame
+        if not self.opened:
+            self._open(out)
+        pts = max(0, round(t / self.tb) - self.start_pts)
+        if pts <= self.last_pts:
+            pts = self.last_pts + 1
+        self.last_pts = pts
+        out.pts = pts
+        out.time_base = self.tb
+        out.pict_type = PictureType.I if self.frames == 0 else PictureType.NONE
+        for packet in self.stream.encode(out):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> bytes | None:
+        if not self.opened:
+            self.container.close()
+            return None
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
+        self.container.close()
+        self.clip.metadata["num_frames"] = self.frames
+        return self.buffer.getvalue()
+
+
+def _parse_bitrate(text: str) -> int:
+    units = {"k": 1_000, "m": 1_000_000}
+    text = text.strip().lower()
+    return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
+
+
+@dataclass
+class ClipTranscodingStage(CompositeStage[VideoTask, VideoTask]):
+    """Cut and encode every clip (H.264 MP4 by default). `encoder`: libx264, mpeg4, libvpx-vp9, libsvtav1 or
+    a hardware encoder present in the FFmpeg build; `crf`/`preset` for x264; optional `target_height`
+    (pixels) and `target_fps`. A video's clips are grouped into segments of `segment_s` seconds so one long
+    video uses every worker."""
+
+    encoder: str = "libx264"
+    crf: int = 23
+    preset: str = "veryfast"
+    target_height: int | None = None
+    target_fps: float | None = None
+    bitrate: str | None = None
+    segment_s: float = 30.0
+    cpus_per_worker: float = 1.0
+
+    def decompose(self) -> list[ProcessingStage]:
+        return [
+            VideoSegmentingStage(segment_s=self.segment_s),
+            ClipEncodeStage(
+                encoder=self.encoder,
+                crf=self.crf,
+                preset=self.preset,
+                target_height=self.target_height,
+                target_fps=self.target_fps,
+                bitrate=self.bitrate,
+                resources=Resources(cpus=self.cpus_per_worker),
+            ),
+        ]
