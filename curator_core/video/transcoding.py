@@ -151,7 +151,7 @@ class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
                 )
                 video.errors["decode"] = message
                 logger.warning("%s: %s", uri, message)
-                for uuid, enc in encoders.items():
+                for enc in encoders.values():
                     enc.clip.errors["decode"] = "clip ends early: the stream is damaged after its last frame"
             for enc in encoders.values():
                 enc.clip.encoded_data = enc.close()
