@@ -83,7 +83,7 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=int, default=None, help="output height in pixels")
     parser.add_argument("--fps", type=float, default=None, help="output frame rate")
     parser.add_argument(
-        "--motion-threshold", type=float, default=0.0005, help="fraction of diagonal per frame"
+        "--motion-threshold", type=float, default=0.0001, help="fraction of diagonal per frame"
     )
     parser.add_argument("--motion-score-only", action="store_true", help="score motion, filter nothing")
     parser.add_argument("--no-previews", action="store_true")

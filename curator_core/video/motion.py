@@ -108,12 +108,12 @@ def score(clip: Clip) -> None:
 class MotionFilterStage(ProcessingStage[VideoTask, VideoTask]):
     """Moves clips with too little motion to `filtered_clips` (scores them first if needed).
 
-    global_threshold: minimum `motion_global_mean` (fraction of the diagonal per frame; 0.0005 is about
-    one pixel per frame at 1080p). patch_threshold: minimum `motion_patch_min` (same unit; 0 disables).
+    global_threshold: minimum `motion_global_mean` (fraction of the diagonal per frame; 0.0001 is about a
+    fifth of a pixel per frame at 1080p, i.e. all but still). patch_threshold: minimum `motion_patch_min` (same unit; 0 disables).
     score_only: keep every clip and only record the decision in `clip.metadata["motion_pass"]`.
     """
 
-    global_threshold: float = 0.0005
+    global_threshold: float = 0.0001
     patch_threshold: float = 0.0
     score_only: bool = False
     name: str = "motion_filter"

@@ -28,7 +28,7 @@ class SplitOptions:
     preset: str = "veryfast"
     target_height: int | None = None
     target_fps: float | None = None
-    motion_threshold: float = 0.0005
+    motion_threshold: float = 0.0001
     motion_score_only: bool = False
     previews: bool = True
     limit_videos: int = 0
