@@ -1,0 +1,148 @@
+"""Split + transcode throughput vs the ffmpeg CLI (issue: video stages). Prints figures; not a test.
+
+Input: 4 synthetic 60 s 1280x720 30 fps H.264 videos (made here, cached) -> fixed-stride 10 s clips ->
+libx264 (same preset/crf on both sides), written to files.
+Ours: read -> split -> transcode -> write through RayExecutor (2 CPUs).
+Reference: the same cuts done by `ffmpeg` itself, one process per clip (-ss before -i: frame-accurate
+with re-encoding), 2 at a time. Needs the Debian ffmpeg package: `apt-get install ffmpeg` (benchmark only).
+With --rss, also the peak RSS of transcoding one 10-minute 1080p input in one process.
+
+Run: .venv/bin/python benchmarks/split_transcode.py [--repeats 3] [--rss]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import av
+import numpy as np
+
+from curator_core import Pipeline, RayExecutor
+from curator_core.executors.ray import ensure_ray
+from curator_core.tasks import Video, VideoTask
+from curator_core.video.reader import VideoReader, VideoReaderStage
+from curator_core.video.splitting import FixedStrideSplittingStage, fixed_stride_spans
+from curator_core.video.transcoding import ClipEncodeStage, ClipTranscodingStage
+from curator_core.video.writer import ClipWriterStage
+
+CACHE = Path(tempfile.gettempdir()) / "curator-bench-inputs"
+PRESET, CRF, CLIP_S = "veryfast", 23, 10.0
+
+
+def make_input(path: Path, seconds: int, width: int, height: int, fps: int = 30, seed: int = 0) -> Path:
+    """A moving gradient with a few moving blocks, changing every 4 s: typical camera-like bit rates."""
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    tmp = path.with_suffix(".part.mp4")
+    with av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "23", "g": str(fps * 2)}
+        colors = rng.integers(0, 255, size=(8, 3))
+        for i in range(seconds * fps):
+            if i % (fps * 4) == 0:
+                colors = rng.integers(0, 255, size=(8, 3))
+            img = np.empty((height, width, 3), np.uint8)
+            img[..., 0] = (xx + i * 2) % 256
+            img[..., 1] = (yy + i) % 256
+            img[..., 2] = ((xx + yy) // 4) % 256
+            for k, color in enumerate(colors):
+                x = (k * 150 + i * (k + 1) * 2) % (width - 96)
+                y = (k * 80 + i * 3) % (height - 96)
+                img[y : y + 96, x : x + 96] = color
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    tmp.rename(path)
+    return path
+
+
+def ours(inputs: list[Path], out: Path) -> float:
+    pipeline = Pipeline(
+        "bench",
+        [
+            VideoReader([str(p) for p in inputs]),
+            FixedStrideSplittingStage(clip_len_s=CLIP_S, clip_stride_s=CLIP_S),
+            ClipTranscodingStage(encoder="libx264", preset=PRESET, crf=CRF, segment_s=20.0),
+            ClipWriterStage(output_root=str(out)),
+        ],
+    )
+    t0 = time.perf_counter()
+    result = pipeline.execute(RayExecutor())
+    elapsed = time.perf_counter() - t0
+    clips = sum(len(t.data.clips) for t in result.outputs)
+    assert clips == 6 * len(inputs) and not result.failures, (clips, result.failures)
+    return elapsed
+
+
+def reference(inputs: list[Path], out: Path, parallel: int = 2) -> float:
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for n, path in enumerate(inputs):
+        for i, (start, end) in enumerate(fixed_stride_spans(60.0, CLIP_S, CLIP_S, 2.0)):
+            jobs.append(
+                ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-ss", f"{start}", "-i", str(path), "-t", f"{end - start}",
+                 "-c:v", "libx264", "-preset", PRESET, "-crf", str(CRF), "-an", str(out / f"{n}-{i}.mp4")]
+            )  # fmt: skip
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(parallel) as pool:
+        for proc in pool.map(lambda cmd: subprocess.run(cmd, check=True), jobs):
+            assert proc.returncode == 0
+    return time.perf_counter() - t0
+
+
+def peak_rss_one_long_input() -> float:
+    """Transcode a 10-minute 1080p input in this process; return the peak RSS growth in GiB."""
+    path = make_input(CACHE / "long_1080p_600s.mp4", 600, 1920, 1080, seed=7)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    task = VideoReaderStage().process(VideoTask(dataset_name="b", data=Video(input_path=str(path))))
+    FixedStrideSplittingStage(clip_len_s=CLIP_S, clip_stride_s=CLIP_S).process(task)
+    with tempfile.TemporaryDirectory() as out:
+        ClipEncodeStage(preset=PRESET, crf=CRF).process(task)
+        ClipWriterStage(output_root=out).process(task)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return after / 2**20, (after - before) / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rss", action="store_true", help="also measure peak RSS on a 10-minute 1080p input")
+    args = parser.parse_args()
+    if not shutil.which("ffmpeg"):
+        raise SystemExit("the reference needs the ffmpeg CLI: apt-get install ffmpeg (benchmark only)")
+    inputs = [make_input(CACHE / f"in_{i}_720p_60s.mp4", 60, 1280, 720, seed=i) for i in range(4)]
+    print(f"ray start-up: {ensure_ray(num_cpus=2):.2f} s")
+    ours_s, ref_s = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        ours(inputs[:1], Path(tmp) / "warm")  # warm-up: worker processes, imports
+        for r in range(args.repeats):
+            ours_s.append(ours(inputs, Path(tmp) / f"ours{r}"))
+            ref_s.append(reference(inputs, Path(tmp) / f"ref{r}"))
+            print(f"  run {r}: ours {ours_s[-1]:.2f} s, ffmpeg CLI {ref_s[-1]:.2f} s")
+    o, f = statistics.median(ours_s), statistics.median(ref_s)
+    print(f"4 x 60 s 720p30 -> 24 clips of 10 s, libx264 {PRESET} crf {CRF}, median of {args.repeats}:")
+    print(f"  ours (RayExecutor, 2 CPUs)        {o:7.2f} s")
+    print(f"  ffmpeg CLI, 1 process/clip, 2 at a time {f:7.2f} s")
+    print(f"  ratio ours/ffmpeg                 {o / f:7.2f} (target <= 1.0)")
+    if args.rss:
+        peak, growth = peak_rss_one_long_input()
+        print(f"peak RSS transcoding one 10-minute 1080p input: {peak:.2f} GiB (growth {growth:.2f} GiB)")
+
+
+if __name__ == "__main__":
+    main()
