@@ -287,6 +287,9 @@ class RayExecutor(Executor):
         if not self.show_progress:  # Ray Data logs every dataset start/finish at INFO
             logging.getLogger("ray.data").setLevel(logging.WARNING)
         ctx.execution_options.preserve_order = False
+        # Grow a pool as soon as all its actors are busy (Ray's default waits for 1.75 tasks per actor,
+        # which a pipeline of a few heavy tasks, like videos, never reaches: one worker would do it all).
+        ctx.autoscaling_config.actor_pool_util_upscaling_threshold = 1.0
         ctx.log_internal_stack_trace_to_stdout = False
 
         rows_per_block = self._rows_per_block(len(initial_tasks), cluster.get("CPU", 1.0))

@@ -86,7 +86,9 @@ class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
     def setup(self, worker_metadata: WorkerMetadata | None = None) -> None:
         if self.encoder not in av.codecs_available:
             raise RuntimeError(f"encoder {self.encoder!r} is not in this FFmpeg build")
-        self._threads = max(1, round(worker_metadata.num_cpus if worker_metadata else 1))
+        # 0 lets the codec pick (frame threads for x264): a worker's encoder overlaps its decode and
+        # fills idle cores while other stages wait, which one thread per worker cannot.
+        self._threads = 0
 
     def process(self, task: VideoTask) -> VideoTask:
         video = task.data
@@ -178,6 +180,7 @@ class _ClipEncoder:
         self.stream.time_base = tb
         self.stream.codec_context.time_base = tb
         self.stream.thread_count = threads
+        self.stream.thread_type = "AUTO"
         self.tb = tb
         self.start_pts = round(clip.span[0] / tb)
         self.target_height = stage.target_height
