@@ -105,7 +105,7 @@ class ProcessingStage(ABC, Generic[X, Y]):
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         clone = copy.copy(self)
-        clone.__class__ = _configured_class(type(self), tuple(sorted(overrides)))
+        clone.__class__ = _configured_class(type(self))
         clone.__dict__["_stage_overrides"] = {**self.__dict__.get("_stage_overrides", {}), **overrides}
         return clone
 
@@ -113,7 +113,7 @@ class ProcessingStage(ABC, Generic[X, Y]):
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-_CONFIGURED_CLASSES: dict[tuple[type, tuple[str, ...]], type] = {}
+_CONFIGURED_CLASSES: dict[type, type] = {}
 
 
 def _override_property(attr: str) -> property:
@@ -128,7 +128,7 @@ def _override_property(attr: str) -> property:
     return property(getter)
 
 
-def _configured_class(base: type, attrs: tuple[str, ...]) -> type:
+def _configured_class(base: type) -> type:
     """A subclass whose name/resources/batch_size read from per-instance overrides.
 
     A subclass (rather than instance attributes) is needed because the base class may define these
@@ -136,14 +136,13 @@ def _configured_class(base: type, attrs: tuple[str, ...]) -> type:
     """
     if getattr(base, "_is_configured_copy", False):
         base = base.__mro__[1]
-    key = (base, ("batch_size", "name", "resources"))
-    if key not in _CONFIGURED_CLASSES:
-        namespace = {attr: _override_property(attr) for attr in key[1]}
+    if base not in _CONFIGURED_CLASSES:
+        namespace = {attr: _override_property(attr) for attr in ("batch_size", "name", "resources")}
         namespace["_is_configured_copy"] = True
         namespace["__module__"] = base.__module__
         namespace["__qualname__"] = base.__qualname__
-        _CONFIGURED_CLASSES[key] = type(base.__name__, (base,), namespace)
-    return _CONFIGURED_CLASSES[key]
+        _CONFIGURED_CLASSES[base] = type(base.__name__, (base,), namespace)
+    return _CONFIGURED_CLASSES[base]
 
 
 class CompositeStage(ProcessingStage[X, Y]):

@@ -63,7 +63,6 @@ class FailedTask:
     error_type: str
     message: str
     traceback: str = ""
-    attempts: int = 1
     task: Any = None  # the input task as it entered the failing stage, when it could be kept
 
     def __str__(self) -> str:

@@ -16,6 +16,7 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,7 @@ def _pack(items: list[Any]) -> np.ndarray:
     return column
 
 
-def _unpack(column: np.ndarray) -> list[Any]:
+def _unpack(column: Iterable[bytes]) -> list[Any]:
     from ray import cloudpickle
 
     return [cloudpickle.loads(blob) for blob in column]
@@ -305,7 +306,7 @@ class RayExecutor(Executor):
                 ds = ds.materialize()
         rows = ds.take_all()
         return collect(
-            _unpack(np.array([row["item"] for row in rows], dtype=object)),
+            _unpack(row["item"] for row in rows),
             [s.name for s in stages],
             time.perf_counter() - t0,
             self.startup_time_s,

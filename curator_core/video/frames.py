@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import av
 import numpy as np
 
 from curator_core.resources import Resources
-from curator_core.stage import ProcessingStage
-from curator_core.tasks import Clip, FrameKey, VideoTask
+from curator_core.tasks import Clip, FrameKey
+from curator_core.video.clip_stage import ClipStage
 
 
 def decode_clip_frames(data: bytes, keys: list[FrameKey]) -> dict[FrameKey, np.ndarray]:
@@ -53,28 +54,13 @@ def _size(frame: av.VideoFrame, key: FrameKey) -> tuple[int, int]:
 
 
 @dataclass
-class ClipFrameExtractionStage(ProcessingStage[VideoTask, VideoTask]):
+class ClipFrameExtractionStage(ClipStage):
     """Stores each clip's frames under `FrameKey(fps, height, width)` for every requested key."""
 
     keys: list[FrameKey] = field(default_factory=lambda: [FrameKey(fps=1.0, height=224, width=224)])
     name: str = "clip_frame_extraction"
     resources: Resources = Resources(cpus=1.0)
+    error_key: ClassVar[str] = "frame_extraction"
 
-    def inputs(self) -> tuple[list[str], list[str]]:
-        return [], ["clips"]
-
-    def outputs(self) -> tuple[list[str], list[str]]:
-        return [], ["clips"]
-
-    def process(self, task: VideoTask) -> VideoTask:
-        for clip in task.data.clips:
-            self.extract(clip)
-        return task
-
-    def extract(self, clip: Clip) -> None:
-        if not clip.encoded_data:
-            return
-        try:
-            clip.extracted_frames.update(decode_clip_frames(clip.encoded_data, self.keys))
-        except av.error.FFmpegError as exc:
-            clip.errors["frame_extraction"] = f"{type(exc).__name__}: {exc}"
+    def process_clip(self, clip: Clip) -> None:
+        clip.extracted_frames.update(decode_clip_frames(clip.encoded_data, self.keys))

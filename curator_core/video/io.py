@@ -70,9 +70,10 @@ def source_id(uri: str) -> str:
 
 
 @contextlib.contextmanager
-def open_container(uri: str) -> Iterator[av.container.InputContainer]:
-    """Open a video with PyAV, turning FFmpeg's errors into a VideoInputError that says what is wrong."""
-    if size_bytes(uri) == 0:
+def open_container(uri: str, size: int | None = None) -> Iterator[av.container.InputContainer]:
+    """Open a video with PyAV, turning FFmpeg's errors into a VideoInputError that says what is wrong.
+    `size`: the file's size when the caller already knows it (saves a stat or HEAD request)."""
+    if (size_bytes(uri) if size is None else size) == 0:
         raise VideoInputError(f"empty file (0 bytes): {uri}")
     with open_input(uri) as source:
         try:
@@ -100,7 +101,8 @@ def video_stream(container: av.container.InputContainer, uri: str) -> av.video.s
 def probe(uri: str) -> VideoMetadata:
     """Read a video's metadata, decoding its first frame to learn the display rotation and to make sure
     the stream decodes at all."""
-    with open_container(uri) as container:
+    size = size_bytes(uri)
+    with open_container(uri, size) as container:
         stream = video_stream(container, uri)
         ctx = stream.codec_context
         time_base = stream.time_base or Fraction(1, 1)
@@ -152,5 +154,5 @@ def probe(uri: str) -> VideoMetadata:
             rotation_deg=rotation,
             sample_aspect_ratio=sar_tuple,
             audio_codec=audio,
-            size_bytes=size_bytes(uri),
+            size_bytes=size,
         )

@@ -12,13 +12,14 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import av
 import numpy as np
 
 from curator_core.resources import Resources
-from curator_core.stage import ProcessingStage
 from curator_core.tasks import Clip, VideoTask
+from curator_core.video.clip_stage import ClipStage
 
 GLOBAL = "motion_global_mean"
 PATCH_MIN = "motion_patch_min"
@@ -72,70 +73,60 @@ def motion_scores(data: bytes) -> tuple[float, float, str]:
     return float(stack.mean()), float(patches.mean(axis=(0, 2, 4)).min()), "frame_difference"
 
 
-@dataclass
-class MotionScoringStage(ProcessingStage[VideoTask, VideoTask]):
-    """Adds `motion_global_mean` and `motion_patch_min` to every clip's scores."""
-
-    name: str = "motion_scoring"
-    resources: Resources = Resources(cpus=1.0)
-
-    def inputs(self) -> tuple[list[str], list[str]]:
-        return [], ["clips"]
-
-    def outputs(self) -> tuple[list[str], list[str]]:
-        return [], ["clips"]
-
-    def process(self, task: VideoTask) -> VideoTask:
-        for clip in task.data.clips:
-            score(clip)
-        return task
-
-
 def score(clip: Clip) -> None:
-    if not clip.encoded_data or GLOBAL in clip.scores:
+    """Adds the motion scores to a clip once (re-scoring a scored clip is a no-op)."""
+    if GLOBAL in clip.scores:
         return
-    try:
-        global_mean, patch_min, method = motion_scores(clip.encoded_data)
-    except av.error.FFmpegError as exc:
-        clip.errors["motion"] = f"{type(exc).__name__}: {exc}"
-        return
+    global_mean, patch_min, method = motion_scores(clip.encoded_data)
     clip.scores[GLOBAL] = global_mean
     clip.scores[PATCH_MIN] = patch_min
     clip.metadata["motion_method"] = method
 
 
 @dataclass
-class MotionFilterStage(ProcessingStage[VideoTask, VideoTask]):
+class MotionScoringStage(ClipStage):
+    """Adds `motion_global_mean` and `motion_patch_min` to every clip's scores."""
+
+    name: str = "motion_scoring"
+    resources: Resources = Resources(cpus=1.0)
+    error_key: ClassVar[str] = "motion"
+
+    def process_clip(self, clip: Clip) -> None:
+        score(clip)
+
+
+@dataclass
+class MotionFilterStage(MotionScoringStage):
     """Moves clips with too little motion to `filtered_clips` (scores them first if needed).
 
     global_threshold: minimum `motion_global_mean` (fraction of the diagonal per frame; 0.0001 is about a
-    fifth of a pixel per frame at 1080p, i.e. all but still). patch_threshold: minimum `motion_patch_min` (same unit; 0 disables).
-    score_only: keep every clip and only record the decision in `clip.metadata["motion_pass"]`.
+    fifth of a pixel per frame at 1080p, i.e. all but still). patch_threshold: minimum `motion_patch_min`
+    (same unit; 0 disables). score_only: keep every clip and only record the decision in
+    `clip.metadata["motion_pass"]`. Clips that could not be scored are kept, with the reason in their errors.
     """
 
     global_threshold: float = 0.0001
     patch_threshold: float = 0.0
     score_only: bool = False
     name: str = "motion_filter"
-    resources: Resources = Resources(cpus=1.0)
-
-    def inputs(self) -> tuple[list[str], list[str]]:
-        return [], ["clips"]
 
     def outputs(self) -> tuple[list[str], list[str]]:
         return [], ["clips", "filtered_clips"]
 
     def process(self, task: VideoTask) -> VideoTask:
+        super().process(task)  # scores every clip
         video = task.data
         kept = []
         for clip in video.clips:
-            score(clip)
+            if GLOBAL not in clip.scores:
+                kept.append(clip)
+                continue
             passed = (
-                clip.scores.get(GLOBAL, 0.0) >= self.global_threshold
-                and clip.scores.get(PATCH_MIN, 0.0) >= self.patch_threshold
+                clip.scores[GLOBAL] >= self.global_threshold
+                and clip.scores[PATCH_MIN] >= self.patch_threshold
             )
             clip.metadata["motion_pass"] = passed
-            if passed or self.score_only or GLOBAL not in clip.scores:
+            if passed or self.score_only:
                 kept.append(clip)
             else:
                 clip.metadata["filtered_by"] = self.name

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import ClassVar
 
 import av
 
 from curator_core.resources import Resources
-from curator_core.stage import ProcessingStage
-from curator_core.tasks import Clip, VideoTask
+from curator_core.tasks import Clip
+from curator_core.video.clip_stage import ClipStage
 
 
 def make_preview(data: bytes, fps: float = 2.0, height: int = 160, max_frames: int = 16) -> bytes:
@@ -57,7 +58,7 @@ def make_preview(data: bytes, fps: float = 2.0, height: int = 160, max_frames: i
 
 
 @dataclass
-class PreviewStage(ProcessingStage[VideoTask, VideoTask]):
+class PreviewStage(ClipStage):
     """Puts an animated WebP preview of each clip in `clip.metadata["preview_webp"]` (bytes)."""
 
     fps: float = 2.0
@@ -65,21 +66,13 @@ class PreviewStage(ProcessingStage[VideoTask, VideoTask]):
     max_frames: int = 16
     name: str = "preview"
     resources: Resources = Resources(cpus=0.5)
+    error_key: ClassVar[str] = "preview"
+    recoverable: ClassVar[tuple[type[Exception], ...]] = (av.error.FFmpegError, ValueError)
 
-    def inputs(self) -> tuple[list[str], list[str]]:
-        return [], ["clips"]
+    def outputs(self) -> tuple[list[str], list[str]]:
+        return [], []
 
-    def process(self, task: VideoTask) -> VideoTask:
-        for clip in task.data.clips:
-            self.preview(clip)
-        return task
-
-    def preview(self, clip: Clip) -> None:
-        if not clip.encoded_data:
-            return
-        try:
-            clip.metadata["preview_webp"] = make_preview(
-                clip.encoded_data, self.fps, self.height, self.max_frames
-            )
-        except (av.error.FFmpegError, ValueError) as exc:
-            clip.errors["preview"] = f"{type(exc).__name__}: {exc}"
+    def process_clip(self, clip: Clip) -> None:
+        clip.metadata["preview_webp"] = make_preview(
+            clip.encoded_data, self.fps, self.height, self.max_frames
+        )

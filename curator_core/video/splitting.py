@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from abc import abstractmethod
 from dataclasses import dataclass, field
 
 from curator_core.resources import Resources
@@ -32,8 +33,30 @@ def fixed_stride_spans(
     return spans
 
 
+class SplittingStage(ProcessingStage[VideoTask, VideoTask]):
+    """Base of the splitters: a probed video gets the clips of `spans(task)`; videos that failed to read
+    pass through untouched."""
+
+    def inputs(self) -> tuple[list[str], list[str]]:
+        return [], ["metadata"]
+
+    def outputs(self) -> tuple[list[str], list[str]]:
+        return [], ["clips"]
+
+    def process(self, task: VideoTask) -> VideoTask:
+        video = task.data
+        if video.errors or video.metadata is None:
+            return task
+        video.clips = [Clip(source=video.input_path, span=span) for span in self.spans(task)]
+        return task
+
+    @abstractmethod
+    def spans(self, task: VideoTask) -> list[tuple[float, float]]:
+        """Clip spans in PTS seconds of the source."""
+
+
 @dataclass
-class FixedStrideSplittingStage(ProcessingStage[VideoTask, VideoTask]):
+class FixedStrideSplittingStage(SplittingStage):
     """Clips of `clip_len_s` seconds every `clip_stride_s` seconds; tails under `min_clip_length_s` dropped;
     at most `limit_clips` per video (0: no limit)."""
 
@@ -44,25 +67,17 @@ class FixedStrideSplittingStage(ProcessingStage[VideoTask, VideoTask]):
     name: str = "fixed_stride_splitting"
     resources: Resources = Resources(cpus=0.25)
 
-    def inputs(self) -> tuple[list[str], list[str]]:
-        return [], ["metadata"]
-
-    def outputs(self) -> tuple[list[str], list[str]]:
-        return [], ["clips"]
-
-    def process(self, task: VideoTask) -> VideoTask:
+    def spans(self, task: VideoTask) -> list[tuple[float, float]]:
         video = task.data
-        if video.errors or video.metadata is None or not video.metadata.duration_s:
-            return task
-        spans = fixed_stride_spans(
+        if not video.metadata.duration_s:
+            return []
+        return fixed_stride_spans(
             video.metadata.duration_s,
             self.clip_len_s,
             self.clip_stride_s,
             self.min_clip_length_s,
             self.limit_clips,
         )
-        video.clips = [Clip(source=video.input_path, span=span) for span in spans]
-        return task
 
 
 def shot_spans(
@@ -98,7 +113,7 @@ def shot_spans(
 
 
 @dataclass
-class ShotSplittingStage(ProcessingStage[VideoTask, VideoTask]):
+class ShotSplittingStage(SplittingStage):
     """Clips are the shots between detected transitions (PTS seconds, so VFR files are exact).
 
     min_length_s / max_length_s: shots outside are dropped / cut down (`max_length_mode`: "truncate" keeps
@@ -118,25 +133,18 @@ class ShotSplittingStage(ProcessingStage[VideoTask, VideoTask]):
         if self.max_length_mode not in ("truncate", "stride"):
             raise ValueError(f"max_length_mode must be 'truncate' or 'stride', got {self.max_length_mode!r}")
 
-    def inputs(self) -> tuple[list[str], list[str]]:
-        return [], ["metadata"]
-
-    def outputs(self) -> tuple[list[str], list[str]]:
-        return [], ["clips"]
-
-    def process(self, task: VideoTask) -> VideoTask:
+    def spans(self, task: VideoTask) -> list[tuple[float, float]]:
         video = task.data
-        if video.errors or video.metadata is None:
-            return task
         try:
             result = self.detector.detect_path(video.input_path)
         except VideoDecodeError as exc:
             video.errors["shot_detection"] = str(exc)
-            return task
+            return []
         duration = result.duration_s or video.metadata.duration_s or 0.0
         if result.decode_error:
             video.errors["decode"] = result.decode_error
-        spans = shot_spans(
+        task.metadata["transitions"] = [t.to_dict() for t in result.transitions]
+        return shot_spans(
             result.transitions,
             duration,
             self.min_length_s,
@@ -144,6 +152,3 @@ class ShotSplittingStage(ProcessingStage[VideoTask, VideoTask]):
             self.max_length_mode,
             self.crop_s,
         )
-        video.clips = [Clip(source=video.input_path, span=span) for span in spans]
-        task.metadata["transitions"] = [t.to_dict() for t in result.transitions]
-        return task

@@ -117,21 +117,6 @@ class SetupRecorderStage(ProcessingStage[NumTask, NumTask]):
         return task
 
 
-@dataclass
-class SleepStage(ProcessingStage[NumTask, NumTask]):
-    """Busy CPU work for about `seconds`."""
-
-    seconds: float = 0.05
-    name: str = "sleep"
-
-    def process(self, task: NumTask) -> NumTask:
-        end = time.process_time() + self.seconds
-        x = 0
-        while time.process_time() < end:
-            x += 1
-        return task
-
-
 class AddTwiceComposite(CompositeStage[NumTask, NumTask]):
     """A composite holding another composite: decomposes to add_1, add_2, add_3."""
 
