@@ -57,6 +57,10 @@ class ProcessingStage(ABC, Generic[X, Y]):
     def batch_size(self) -> int:
         return 1
 
+    # True for stages that turn one task into many (listing files, cutting a video into segments): the
+    # Ray executor then re-blocks their outputs so the new tasks spread over the next stage's workers.
+    fans_out: bool = False
+
     def inputs(self) -> tuple[list[str], list[str]]:
         """(task attributes, data attributes) this stage reads."""
         return [], []

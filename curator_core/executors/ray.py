@@ -113,26 +113,19 @@ def plan_stages(
     device_memory_gb: float | None,
     max_workers_per_stage: int | None = None,
 ) -> list[StagePlan]:
-    """Size each stage's actor pool so that all pools can hold one actor at once.
+    """Size each stage's actor pool so that the pipeline can always run and its bottleneck can grow.
 
-    Ray Data needs every operator running at the same time in streaming mode; if the stages' CPU
-    requests add up to more than the cluster has, some pool can never start and the run hangs with no
-    error. So CPU requests are scaled down together until one actor of every stage fits (the real CPU
-    use is the same; only Ray's accounting changes), and each pool may grow to what the cluster holds.
+    A pool's size is bounded by the real request: no more workers of a stage than the cluster has CPUs
+    (and GPUs) for. Ray Data needs every operator running at once in streaming mode; if the requests add
+    up to more than the cluster has, some pool never starts and the run hangs with no error. Idle light
+    stages also keep their actors, so the bottleneck stage could never grow. So the CPU requests Ray sees
+    are scaled down together until one actor of every stage plus the largest pool at its full size fit.
+    The real CPU use is the same; only Ray's accounting changes.
     """
     cpu_requests = [max(0.0, float(s.resources.cpus)) for s in stages]
-    total = sum(cpu_requests)
-    budget = cluster_cpus * 0.95  # leave room for Ray Data's own bookkeeping tasks
-    scale = min(1.0, budget / total) if total > 0 else 1.0
-    if scale < 1.0:
-        logger.info(
-            "stages ask for %.2f CPUs per worker in all, the cluster has %.0f: scaling CPU requests by %.2f",
-            total,
-            cluster_cpus,
-            scale,
-        )
-    plans = []
-    share_per_cpu = cluster_cpus / total if total > 0 else 0.0
+    whole_cpus = max(1, int(cluster_cpus))
+    max_workers: list[int] = []
+    gpu_requests: list[float] = []
     for stage, cpus in zip(stages, cpu_requests, strict=True):
         res: Resources = stage.resources
         num_gpus = res.num_gpus(device_memory_gb) if res.requires_gpu else 0.0
@@ -140,18 +133,35 @@ def plan_stages(
             raise RuntimeError(
                 f"stage {stage.name!r} needs {num_gpus:g} GPU(s) per worker but the cluster has {cluster_gpus:g}"
             )
-        num_cpus = round(cpus * scale, 4)
-        by_cpu = math.floor(cluster_cpus / num_cpus) if num_cpus > 0 else int(cluster_cpus) or 1
+        by_cpu = math.floor(cluster_cpus / cpus + 1e-9) if cpus > 0 else whole_cpus
         by_gpu = math.floor(cluster_gpus / num_gpus + 1e-9) if num_gpus else by_cpu
-        max_workers = max(1, min(by_cpu, by_gpu, int(cluster_cpus) or 1))
+        workers = max(1, min(by_cpu, by_gpu, whole_cpus))
         if max_workers_per_stage:
-            max_workers = max(1, min(max_workers, max_workers_per_stage))
-        # Start each pool with its proportional share of the cluster, so that a one-stage pipeline
-        # starts with every core busy instead of waiting for the autoscaler.
-        initial = math.floor(cpus * share_per_cpu / num_cpus + 1e-9) if num_cpus > 0 else 1
-        initial = max(1, min(max_workers, initial))
-        plans.append(StagePlan(num_cpus, num_gpus, res.custom_resources(), 1, max_workers, initial))
-    return plans
+            workers = max(1, min(workers, max_workers_per_stage))
+        max_workers.append(workers)
+        gpu_requests.append(num_gpus)
+    total = sum(cpu_requests)
+    growth = max((m - 1) * c for m, c in zip(max_workers, cpu_requests, strict=True))
+    # Leave one CPU free for Ray Data's own tasks (re-blocking after a fan-out runs as a 1-CPU task).
+    budget = max(cluster_cpus - 1.0, cluster_cpus * 0.5)
+    scale = min(1.0, budget / (total + growth)) if total + growth > 0 else 1.0
+    if scale < 1.0:
+        logger.info("scaling the stages' CPU requests by %.2f so that every pool fits the cluster", scale)
+    # A one-stage pipeline starts with every core busy instead of waiting for the autoscaler.
+    initial = max(1, math.floor(cluster_cpus / total + 1e-9)) if total > 0 else 1
+    return [
+        StagePlan(
+            num_cpus=round(cpus * scale, 4),
+            num_gpus=num_gpus,
+            resources=stage.resources.custom_resources(),
+            min_workers=1,
+            max_workers=workers,
+            initial_workers=min(workers, initial),
+        )
+        for stage, cpus, num_gpus, workers in zip(
+            stages, cpu_requests, gpu_requests, max_workers, strict=True
+        )
+    ]
 
 
 def _pack(items: list[Any]) -> np.ndarray:
@@ -214,6 +224,35 @@ class _StageActor:
                 stage.teardown()
             except Exception:  # noqa: BLE001 - teardown must never mask the run's result
                 logger.exception("teardown of %s failed", stage.name)
+
+
+def needs_actor(stage: ProcessingStage) -> bool:
+    """Stages with per-worker state (`setup`, `setup_on_node`, `teardown`) run in actors that keep it.
+    The others run as Ray tasks on Ray's pooled worker processes, which stay warm between runs (an
+    actor is a fresh process that spends about a second importing Ray Data before its first task) and
+    which Ray Data fuses with a neighbouring stage."""
+    kind = type(stage)
+    return any(
+        getattr(kind, hook) is not getattr(ProcessingStage, hook)
+        for hook in ("setup", "setup_on_node", "teardown")
+    )
+
+
+def _task_function(stage: ProcessingStage, num_cpus: float, num_gpus: float) -> Any:
+    """A Ray Data task function running `stage`, named after it."""
+
+    def run_stage(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import ray
+
+        ctx = ray.get_runtime_context()
+        metadata = WorkerMetadata(
+            worker_id=ctx.get_worker_id(), node_id=ctx.get_node_id(), num_cpus=num_cpus, num_gpus=num_gpus
+        )
+        return {"item": _pack(StageRunner(stage, metadata).run(_unpack(batch["item"])))}
+
+    label = "".join(ch if ch.isalnum() else "_" for ch in stage.name)
+    run_stage.__name__ = run_stage.__qualname__ = f"Stage_{label}"
+    return run_stage
 
 
 def _actor_class(stage: ProcessingStage, setup_key: str, num_cpus: float, num_gpus: float) -> type:
@@ -302,6 +341,9 @@ class RayExecutor(Executor):
                 # Ray 2.60 deprecates **ray_remote_args but has no named parameter for restarts yet.
                 warnings.simplefilter("ignore", DeprecationWarning)
                 ds = self._map_stage(ray, ds, stage, plan, f"{run_key}-{index}", rows_per_block)
+            if stage.fans_out:
+                # One input became many tasks in one block; split it so they spread over the workers.
+                ds = ds.repartition(target_num_rows_per_block=rows_per_block)
             if self.execution_mode == "batch":
                 ds = ds.materialize()
         rows = ds.take_all()
@@ -322,18 +364,28 @@ class RayExecutor(Executor):
     def _map_stage(
         self, ray: Any, ds: Any, stage: ProcessingStage, plan: StagePlan, setup_key: str, rows_per_block: int
     ) -> Any:
-        return ds.map_batches(
-            _actor_class(stage, setup_key, float(stage.resources.cpus), plan.num_gpus),
+        common = {
             # A stage sees whole blocks; StageRunner cuts them into `stage.batch_size` chunks.
-            batch_size=max(1, stage.batch_size, rows_per_block),
-            batch_format="numpy",
-            zero_copy_batch=True,
-            compute=ray.data.ActorPoolStrategy(
-                min_size=plan.min_workers, max_size=plan.max_workers, initial_size=plan.initial_workers
-            ),
-            num_cpus=plan.num_cpus,
-            num_gpus=plan.num_gpus or None,
-            resources=plan.resources or None,
-            max_restarts=self.max_worker_restarts,
-            max_task_retries=self.max_worker_restarts,
+            "batch_size": max(1, stage.batch_size, rows_per_block),
+            "batch_format": "numpy",
+            "zero_copy_batch": True,
+            "num_cpus": plan.num_cpus,
+            "num_gpus": plan.num_gpus or None,
+            "resources": plan.resources or None,
+        }
+        if needs_actor(stage):
+            return ds.map_batches(
+                _actor_class(stage, setup_key, float(stage.resources.cpus), plan.num_gpus),
+                compute=ray.data.ActorPoolStrategy(
+                    min_size=plan.min_workers, max_size=plan.max_workers, initial_size=plan.initial_workers
+                ),
+                max_restarts=self.max_worker_restarts,
+                max_task_retries=self.max_worker_restarts,
+                **common,
+            )
+        return ds.map_batches(
+            _task_function(stage, float(stage.resources.cpus), plan.num_gpus),
+            compute=ray.data.TaskPoolStrategy(size=plan.max_workers),
+            max_retries=self.max_worker_restarts,
+            **common,
         )

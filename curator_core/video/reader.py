@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import ClassVar
 
 from curator_core.resources import Resources
 from curator_core.stage import CompositeStage, ProcessingStage
@@ -25,6 +26,7 @@ class FileListingStage(ProcessingStage[EmptyTask, VideoTask]):
     limit: int = 0
     dataset_name: str = "videos"
     name: str = "file_listing"
+    fans_out: ClassVar[bool] = True
     resources: Resources = Resources(cpus=0.25)
 
     def outputs(self) -> tuple[list[str], list[str]]:
