@@ -30,7 +30,7 @@ from curator_core.executors.ray import ensure_ray
 from curator_core.tasks import Video, VideoTask
 from curator_core.video.reader import VideoReader, VideoReaderStage
 from curator_core.video.splitting import FixedStrideSplittingStage, fixed_stride_spans
-from curator_core.video.transcoding import ClipEncodeStage, ClipTranscodingStage
+from curator_core.video.transcoding import ClipEncodeStage, ClipTranscodingStage, VideoSegmentingStage
 from curator_core.video.writer import ClipWriterStage
 
 CACHE = Path(tempfile.gettempdir()) / "curator-bench-inputs"
@@ -105,15 +105,17 @@ def reference(inputs: list[Path], out: Path, parallel: int = 2) -> float:
     return time.perf_counter() - t0
 
 
-def peak_rss_one_long_input() -> float:
-    """Transcode a 10-minute 1080p input in this process; return the peak RSS growth in GiB."""
+def peak_rss_one_long_input() -> tuple[float, float]:
+    """Transcode a 10-minute 1080p input in this process; return (peak RSS, its growth) in GiB."""
     path = make_input(CACHE / "long_1080p_600s.mp4", 600, 1920, 1080, seed=7)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     task = VideoReaderStage().process(VideoTask(dataset_name="b", data=Video(input_path=str(path))))
     FixedStrideSplittingStage(clip_len_s=CLIP_S, clip_stride_s=CLIP_S).process(task)
     with tempfile.TemporaryDirectory() as out:
-        ClipEncodeStage(preset=PRESET, crf=CRF).process(task)
-        ClipWriterStage(output_root=out).process(task)
+        # What one worker holds: one segment's clips at a time, written (and dropped) before the next.
+        for segment in VideoSegmentingStage().process(task):
+            ClipEncodeStage(preset=PRESET, crf=CRF).process(segment)
+            ClipWriterStage(output_root=out).process(segment)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return after / 2**20, (after - before) / 2**20
 

@@ -1,5 +1,7 @@
 """curator_core: the engine. Tasks flow through stages; executors run pipelines of stages on Ray."""
 
+__version__ = "0.1.0"
+
 from curator_core.executors.base import RunResult, StageStats
 from curator_core.executors.local import LocalExecutor
 from curator_core.executors.ray import RayExecutor

@@ -58,6 +58,9 @@ def _demo(args: argparse.Namespace) -> int:
             f"  filtered {Path(item['source']).name} {item['span'][0]:.2f}-{item['span'][1]:.2f}s: {item['reason']}"
         )
     print(f"\noutputs under {summary['output_root']} (clips/, previews/, metadata/)")
+    store = summary["store"]
+    print(f"clip store: {store['uri']} (batch {store['batch']}: {store['rows']})")
+    print(f"export it: .venv/bin/curator export clips --to parquet clips.parquet --store {store['uri']}")
     print("run your own videos: .venv/bin/curator run VIDEO_OR_FOLDER --out OUT_DIR")
     return 0 if not summary["failed"] else 1
 
@@ -88,6 +91,8 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--motion-score-only", action="store_true", help="score motion, filter nothing")
     parser.add_argument("--no-previews", action="store_true")
     parser.add_argument("--mode", choices=["streaming", "batch"], default="streaming")
+    parser.add_argument("--store", default=None, help="also record the run in this clip store (LanceDB URI)")
+    parser.add_argument("--batch", default="cli", help="batch key of the rows written to --store")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
 
 
@@ -119,6 +124,17 @@ def _run(args: argparse.Namespace) -> int:
         print(pipeline.describe(), file=sys.stderr)
     result = pipeline.execute(RayExecutor(execution_mode=args.mode, show_progress=not args.json))
     summary = run_summary(result)
+    if args.store:
+        from curator_core import __version__
+        from curator_core.store import ClipStore
+        from curator_core.store.records import Lineage, params_hash, write_run
+
+        lineage = Lineage(args.batch, pipeline.name, __version__, params_hash(options))
+        summary["store"] = {
+            "uri": args.store,
+            "batch": args.batch,
+            "rows": write_run(ClipStore(args.store), result, lineage),
+        }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -130,6 +146,29 @@ def _run(args: argparse.Namespace) -> int:
         for item in summary["failed"]:
             print(f"  failed: {item['source']}: {item['reason']}")
         print(f"outputs under {args.out}")
+    return 0
+
+
+@command("export", "export a clip-store table to Parquet")
+def _export_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("table", help="videos, clips, clip_captions, failures or clip_embeddings__<model>")
+    parser.add_argument("--to", choices=["parquet"], default="parquet")
+    parser.add_argument("path", help="output file (local path or fsspec URL)")
+    parser.add_argument("--store", default="state/store", help="clip store URI")
+
+
+@_export_args.run
+def _export(args: argparse.Namespace) -> int:
+    from curator_core.store import ClipStore
+
+    store = ClipStore(args.store)
+    if args.table not in store.table_names():
+        print(
+            f"curator export: no table {args.table!r} in {args.store} (tables: {', '.join(store.table_names()) or 'none'})",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"{store.export(args.table, args.path)} rows -> {args.path}")
     return 0
 
 

@@ -1,11 +1,15 @@
 """The main job on embedded defaults: make a small batch of sample videos, split, transcode, filter,
-preview and write them through a streaming pipeline on local Ray (used by `curator demo` / `make run`)."""
+preview and write them through a streaming pipeline on local Ray, and record the batch in the clip store
+(used by `curator demo` / `make run`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from curator_core import __version__
 from curator_core.executors.ray import RayExecutor
+from curator_core.store import ClipStore
+from curator_core.store.records import Lineage, params_hash, write_run
 from curator_core.video.pipelines import SplitOptions, split_pipeline
 from curator_core.video.report import run_summary
 from curator_core.video.samples import make_sample_batch
@@ -15,11 +19,14 @@ def run_demo(root: str = "outputs/demo") -> dict:
     base = Path(root).resolve()
     landing = base / "landing" / "batch-0001"
     videos = make_sample_batch(landing)
-    pipeline = split_pipeline(
-        [str(landing)], str(base / "clips"), SplitOptions(splitting="shots", min_clip_len_s=1.0)
-    )
+    options = SplitOptions(splitting="shots", min_clip_len_s=1.0)
+    pipeline = split_pipeline([str(landing)], str(base / "clips"), options)
     result = pipeline.execute(RayExecutor())
     summary = run_summary(result)
+    store_uri = str(base / "store")
+    lineage = Lineage(landing.name, pipeline.name, __version__, params_hash(options))
+    rows = write_run(ClipStore(store_uri), result, lineage)
+    summary["store"] = {"uri": store_uri, "batch": landing.name, "rows": rows}
     summary["inputs"] = [str(v) for v in videos]
     summary["output_root"] = str(base / "clips")
     summary["pipeline"] = pipeline.describe()

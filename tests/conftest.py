@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Synthetic videos (exact ground truth) and bad inputs, shared by the video, store and asset tests.
+pytest_plugins = ["tests.fixtures_video"]
+
 SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 
 

@@ -2,7 +2,7 @@ from curator_core.tasks import Clip, Video, VideoTask
 from curator_core.video.reader import VideoReaderStage
 from curator_core.video.splitting import FixedStrideSplittingStage
 from curator_core.video.transcoding import ClipEncodeStage, VideoSegmentingStage
-from tests.video.conftest import decode_all
+from tests.fixtures_video import decode_all
 
 
 def _transcoded(path, clip_len=2.0, stride=None, **encode):

@@ -10,7 +10,7 @@ from curator_core.cli import main
 from curator_core.video.pipelines import SplitOptions, split_pipeline
 from curator_core.video.report import run_summary
 from curator_core.video.writer import ClipWriterStage
-from tests.video.conftest import decode_all
+from tests.fixtures_video import decode_all
 from tests.video.test_transcoding import _transcoded
 
 

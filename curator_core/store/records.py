@@ -1,0 +1,164 @@
+"""Turning a pipeline run into store rows with lineage, and writing them batch by batch."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+
+from curator_core.executors.base import RunResult
+from curator_core.store.store import ClipStore
+from curator_core.tasks import Clip, VideoTask
+from curator_core.video.io import source_id
+
+HASH_SAMPLE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where rows came from: the batch, the pipeline and code version, and the parameters used."""
+
+    batch_key: str
+    pipeline: str
+    code_version: str
+    params_hash: str
+    model_id: str | None = None
+
+    def columns(self, source_uri: str | None, content_hash: str | None) -> dict[str, Any]:
+        return {
+            "batch_key": self.batch_key,
+            "source_uri": source_uri,
+            "content_hash": content_hash,
+            "pipeline": self.pipeline,
+            "code_version": self.code_version,
+            "params_hash": self.params_hash,
+            "model_id": self.model_id,
+        }
+
+
+def params_hash(*configs: Any) -> str:
+    """A stable hash of stage configurations (dataclasses or dicts), for lineage."""
+    parts = [dataclasses.asdict(c) if dataclasses.is_dataclass(c) else c for c in configs]
+    blob = json.dumps([type(c).__name__ for c in configs] + parts, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def content_hash(uri: str) -> str:
+    """sha256 of the size and the first and last MiB: identifies a file's content without reading
+    gigabytes (a change in the middle only is not seen; full hashes belong in the ingest system)."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    size = int(fs.size(path) or 0)
+    digest = hashlib.sha256(str(size).encode())
+    with fs.open(path, "rb") as handle:
+        digest.update(handle.read(HASH_SAMPLE_BYTES))
+        if size > 2 * HASH_SAMPLE_BYTES:
+            handle.seek(size - HASH_SAMPLE_BYTES)
+            digest.update(handle.read(HASH_SAMPLE_BYTES))
+    return digest.hexdigest()[:32]
+
+
+def _safe_hash(uri: str) -> str | None:
+    try:
+        return content_hash(uri)
+    except (OSError, ValueError):
+        return None
+
+
+def video_rows(tasks: list[VideoTask], lineage: Lineage) -> list[dict]:
+    """One row per input video (its segments merged)."""
+    merged: dict[str, dict] = {}
+    for task in tasks:
+        video = task.data
+        vid = source_id(video.input_path)
+        row = merged.get(vid)
+        if row is None:
+            row = merged[vid] = {
+                "row_id": vid,
+                "video_id": vid,
+                "metadata_json": json.dumps(dataclasses.asdict(video.metadata)) if video.metadata else None,
+                "num_clips": 0,
+                "_errors": {},
+                **lineage.columns(video.input_path, _safe_hash(video.input_path)),
+            }
+        row["num_clips"] += len(video.clips)
+        row["_errors"].update(video.errors)
+    for row in merged.values():
+        errors = row.pop("_errors")
+        row["status"] = "failed" if errors.get("read") else ("partial" if errors else "ok")
+        row["error"] = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or None
+    return list(merged.values())
+
+
+def clip_rows(tasks: list[VideoTask], lineage: Lineage, hashes: dict[str, str | None]) -> list[dict]:
+    rows = []
+    for task in tasks:
+        video = task.data
+        for clip, kept in [(c, True) for c in video.clips] + [(c, False) for c in video.filtered_clips]:
+            rows.append(_clip_row(clip, kept, video.input_path, lineage, hashes.get(video.input_path)))
+    return rows
+
+
+def _clip_row(clip: Clip, kept: bool, source: str, lineage: Lineage, chash: str | None) -> dict:
+    return {
+        "row_id": clip.uuid,
+        "uuid": clip.uuid,
+        "video_id": source_id(source),
+        "span_start_s": clip.span[0],
+        "span_end_s": clip.span[1],
+        "duration_s": clip.duration_s,
+        "media_uri": clip.metadata.get("media_uri") if kept else None,
+        "preview_uri": clip.metadata.get("preview_uri") if kept else None,
+        "kept": kept,
+        "filtered_by": clip.metadata.get("filtered_by") or (None if kept else "error"),
+        "scores": list(clip.scores.items()),
+        **lineage.columns(source, chash),
+    }
+
+
+def failure_rows(result: RunResult, lineage: Lineage) -> list[dict]:
+    rows = []
+    for task in result.outputs:
+        for stage, message in task.data.errors.items():
+            rows.append(
+                {
+                    "row_id": f"{stage}:{task.data.input_path}:{task.data.segment}",
+                    "stage": stage,
+                    "input": task.data.input_path,
+                    "exception_type": "VideoError",
+                    "message": message,
+                    **lineage.columns(task.data.input_path, None),
+                }
+            )
+    for failure in result.failures:
+        source = getattr(getattr(failure.task, "data", None), "input_path", None)
+        rows.append(
+            {
+                "row_id": f"{failure.stage}:{failure.task_id}",
+                "stage": failure.stage,
+                "input": source or failure.task_id,
+                "exception_type": failure.error_type,
+                "message": failure.message,
+                **lineage.columns(source, None),
+            }
+        )
+    return rows
+
+
+def write_run(store: ClipStore, result: RunResult, lineage: Lineage) -> dict[str, int]:
+    """Replace the batch's videos, clips and failures with this run's. Media must already be written."""
+    from curator_core.store import schemas
+
+    tasks = [t for t in result.outputs if isinstance(t, VideoTask)]
+    videos = video_rows(tasks, lineage)
+    hashes = {row["source_uri"]: row["content_hash"] for row in videos}
+    return {
+        "videos": store.replace_batch("videos", lineage.batch_key, videos, schemas.VIDEOS),
+        "clips": store.write_clips(lineage.batch_key, clip_rows(tasks, lineage, hashes)),
+        "failures": store.replace_batch(
+            "failures", lineage.batch_key, failure_rows(result, lineage), schemas.FAILURES
+        ),
+    }

@@ -1,0 +1,69 @@
+"""Table schemas, declared once. Every row carries lineage; `row_id` is each table's unique key."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+LINEAGE_FIELDS = [
+    pa.field("batch_key", pa.string(), nullable=False),  # the Dagster partition / upload batch
+    pa.field("source_uri", pa.string()),
+    pa.field("content_hash", pa.string()),  # of the source video
+    pa.field("pipeline", pa.string()),
+    pa.field("code_version", pa.string()),
+    pa.field("params_hash", pa.string()),  # hash of the stage parameters that made the row
+    pa.field("model_id", pa.string()),  # where a model was used
+    pa.field("created_at", pa.timestamp("us", tz="UTC")),
+]
+
+
+def _schema(*fields: pa.Field) -> pa.Schema:
+    return pa.schema([pa.field("row_id", pa.string(), nullable=False), *fields, *LINEAGE_FIELDS])
+
+
+VIDEOS = _schema(
+    pa.field("video_id", pa.string()),
+    pa.field("status", pa.string()),  # "ok" | "failed"
+    pa.field("error", pa.string()),
+    pa.field("metadata_json", pa.string()),
+    pa.field("num_clips", pa.int64()),
+)
+
+CLIPS = _schema(
+    pa.field("uuid", pa.string()),
+    pa.field("video_id", pa.string()),
+    pa.field("span_start_s", pa.float64()),
+    pa.field("span_end_s", pa.float64()),
+    pa.field("duration_s", pa.float64()),
+    pa.field("media_uri", pa.string()),
+    pa.field("preview_uri", pa.string()),
+    pa.field("kept", pa.bool_()),
+    pa.field("filtered_by", pa.string()),
+    pa.field("scores", pa.map_(pa.string(), pa.float64())),
+)
+
+CLIP_CAPTIONS = _schema(
+    pa.field("uuid", pa.string()),
+    pa.field("window", pa.int64()),
+    pa.field("prompt_id", pa.string()),
+    pa.field("text", pa.string()),
+)
+
+FAILURES = _schema(
+    pa.field("stage", pa.string()),
+    pa.field("input", pa.string()),
+    pa.field("exception_type", pa.string()),
+    pa.field("message", pa.string()),
+)
+
+
+def clip_embeddings(dim: int) -> pa.Schema:
+    """Embeddings of one model: the vector column is sized for that model."""
+    return _schema(pa.field("uuid", pa.string()), pa.field("vector", pa.list_(pa.float32(), dim)))
+
+
+TABLES: dict[str, pa.Schema] = {
+    "videos": VIDEOS,
+    "clips": CLIPS,
+    "clip_captions": CLIP_CAPTIONS,
+    "failures": FAILURES,
+}
