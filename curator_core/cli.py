@@ -61,6 +61,9 @@ def _demo(args: argparse.Namespace) -> int:
     store = summary["store"]
     print(f"clip store: {store['uri']} (batch {store['batch']}: {store['rows']})")
     print(f"export it: .venv/bin/curator export clips --to parquet clips.parquet --store {store['uri']}")
+    print(f'search it: .venv/bin/curator search "a moving square" --k 3 --store {store["uri"]}')
+    for note in summary["notes"]:
+        print(f"NOTE: {note}")
     print("run your own videos: .venv/bin/curator run VIDEO_OR_FOLDER --out OUT_DIR")
     return 0 if not summary["failed"] else 1
 
@@ -91,6 +94,13 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--motion-score-only", action="store_true", help="score motion, filter nothing")
     parser.add_argument("--no-previews", action="store_true")
     parser.add_argument("--mode", choices=["streaming", "batch"], default="streaming")
+    parser.add_argument(
+        "--embed", action="store_true", help="add open_clip clip embeddings (see `curator models`)"
+    )
+    parser.add_argument("--embedding-model", default=None, help="model id (default: models.json's embedding)")
+    parser.add_argument(
+        "--model-dir", default=None, help="model directory (default: $CURATOR_MODEL_DIR or ./models)"
+    )
     parser.add_argument("--store", default=None, help="also record the run in this clip store (LanceDB URI)")
     parser.add_argument("--batch", default="cli", help="batch key of the rows written to --store")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -118,6 +128,9 @@ def _run(args: argparse.Namespace) -> int:
         motion_score_only=args.motion_score_only,
         previews=not args.no_previews,
         limit_videos=args.limit_videos,
+        embed=args.embed,
+        embedding_model=args.embedding_model,
+        model_dir=args.model_dir,
     )
     pipeline = split_pipeline(args.inputs, args.out, options)
     if not args.json:
@@ -169,6 +182,64 @@ def _export(args: argparse.Namespace) -> int:
         )
         return 2
     print(f"{store.export(args.table, args.path)} rows -> {args.path}")
+    return 0
+
+
+@command("models", "provide model weights in the model directory (CURATOR_MODEL_DIR, default ./models)")
+def _models_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["demo", "download", "list"])
+    parser.add_argument("--arch", default="ViT-B-32", help="download: open_clip architecture")
+    parser.add_argument("--tag", default="laion2b_s34b_b79k", help="download: open_clip pretrained tag")
+    parser.add_argument(
+        "--dir", default=None, help="model directory (default: $CURATOR_MODEL_DIR or ./models)"
+    )
+
+
+@_models_args.run
+def _models(args: argparse.Namespace) -> int:
+    from curator_core.models import registry
+    from curator_core.models.open_clip_model import download_model, write_demo_model
+
+    if args.action == "demo":
+        model_id = write_demo_model(args.dir)
+        print(f"{model_id}: tiny RANDOM-weight open_clip model in {registry.model_path(model_id, args.dir)}")
+        print("it makes the pipeline run anywhere; its embeddings mean nothing")
+    elif args.action == "download":
+        model_id = download_model(args.arch, args.tag, args.dir)
+        print(f"{model_id}: downloaded to {registry.model_path(model_id, args.dir)}")
+    else:
+        config = registry.model_dir(args.dir) / "models.json"
+        print(config.read_text() if config.exists() else f"no models configured ({config} missing)")
+    return 0
+
+
+@command("search", "find clips by text in a clip store")
+def _search_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--where", default=None, help='SQL filter on clip columns, e.g. "duration_s > 3"')
+    parser.add_argument("--store", default="state/store", help="clip store URI")
+    parser.add_argument("--model-dir", default=None)
+
+
+@_search_args.run
+def _search(args: argparse.Namespace) -> int:
+    from curator_core.models.open_clip_model import OpenClipModel
+    from curator_core.store import ClipStore
+
+    store = ClipStore(args.store)
+    models = store.embedding_models()
+    if not models:
+        print(f"curator search: no clip embeddings in {args.store} (run with --embed first)", file=sys.stderr)
+        return 2
+    model = OpenClipModel.load(models[0], args.model_dir)
+    if model.random_weights:
+        print(
+            f"note: {model.model_id} has random weights (demo model): these results mean nothing",
+            file=sys.stderr,
+        )
+    hits = store.search_vector(model.model_id, model.encode_text([args.query])[0], k=args.k, where=args.where)
+    print(json.dumps({"query": args.query, "model": model.model_id, "results": hits}, indent=2))
     return 0
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from curator_core import __version__
 from curator_core.executors.ray import RayExecutor
+from curator_core.models import registry
+from curator_core.models.open_clip_model import write_demo_model
 from curator_core.store import ClipStore
 from curator_core.store.records import Lineage, params_hash, write_run
 from curator_core.video.pipelines import SplitOptions, split_pipeline
@@ -19,7 +21,17 @@ def run_demo(root: str = "outputs/demo") -> dict:
     base = Path(root).resolve()
     landing = base / "landing" / "batch-0001"
     videos = make_sample_batch(landing)
-    options = SplitOptions(splitting="shots", min_clip_len_s=1.0)
+    notes = []
+    try:
+        registry.configured("embedding")
+    except registry.MissingModelError:
+        model_id = write_demo_model()
+        notes.append(
+            f"no embedding model configured: using {model_id}, a tiny RANDOM-weight demo model written to "
+            f"{registry.model_path(model_id)} (its embeddings and search results mean nothing; configure real "
+            "weights with `curator models download`)"
+        )
+    options = SplitOptions(splitting="shots", min_clip_len_s=1.0, embed=True)
     pipeline = split_pipeline([str(landing)], str(base / "clips"), options)
     result = pipeline.execute(RayExecutor())
     summary = run_summary(result)
@@ -27,6 +39,7 @@ def run_demo(root: str = "outputs/demo") -> dict:
     lineage = Lineage(landing.name, pipeline.name, __version__, params_hash(options))
     rows = write_run(ClipStore(store_uri), result, lineage)
     summary["store"] = {"uri": store_uri, "batch": landing.name, "rows": rows}
+    summary["notes"] = notes
     summary["inputs"] = [str(v) for v in videos]
     summary["output_root"] = str(base / "clips")
     summary["pipeline"] = pipeline.describe()

@@ -17,7 +17,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -336,6 +336,9 @@ class RayExecutor(Executor):
         num_blocks = max(1, math.ceil(len(initial_tasks) / rows_per_block))
         ds = ray.data.from_items([{"item": b} for b in _pack(initial_tasks)], override_num_blocks=num_blocks)
         run_key = f"{os.getpid()}-{time.time_ns()}"
+        # The first stage can never have more tasks at once than there are input blocks.
+        plans[0] = replace(plans[0], max_workers=min(plans[0].max_workers, num_blocks))
+        plans[0] = replace(plans[0], initial_workers=min(plans[0].initial_workers, plans[0].max_workers))
         for index, (stage, plan) in enumerate(zip(stages, plans, strict=True)):
             with warnings.catch_warnings():
                 # Ray 2.60 deprecates **ray_remote_args but has no named parameter for restarts yet.

@@ -148,6 +148,24 @@ def failure_rows(result: RunResult, lineage: Lineage) -> list[dict]:
     return rows
 
 
+def embedding_rows(tasks: list[VideoTask], model_id: str, lineage: Lineage) -> list[dict]:
+    rows = []
+    for task in tasks:
+        for clip in task.data.clips:
+            vector = clip.embeddings.get(model_id)
+            if vector is not None:
+                rows.append(
+                    {
+                        "row_id": clip.uuid,
+                        "uuid": clip.uuid,
+                        "vector": vector.astype("float32").tolist(),
+                        **lineage.columns(task.data.input_path, None),
+                        "model_id": model_id,
+                    }
+                )
+    return rows
+
+
 def write_run(store: ClipStore, result: RunResult, lineage: Lineage) -> dict[str, int]:
     """Replace the batch's videos, clips and failures with this run's. Media must already be written."""
     from curator_core.store import schemas
@@ -155,10 +173,14 @@ def write_run(store: ClipStore, result: RunResult, lineage: Lineage) -> dict[str
     tasks = [t for t in result.outputs if isinstance(t, VideoTask)]
     videos = video_rows(tasks, lineage)
     hashes = {row["source_uri"]: row["content_hash"] for row in videos}
-    return {
+    counts = {
         "videos": store.replace_batch("videos", lineage.batch_key, videos, schemas.VIDEOS),
         "clips": store.write_clips(lineage.batch_key, clip_rows(tasks, lineage, hashes)),
         "failures": store.replace_batch(
             "failures", lineage.batch_key, failure_rows(result, lineage), schemas.FAILURES
         ),
     }
+    for model_id in sorted({m for t in tasks for c in t.data.clips for m in c.embeddings}):
+        rows = embedding_rows(tasks, model_id, lineage)
+        counts[f"embeddings:{model_id}"] = store.write_embeddings(lineage.batch_key, model_id, rows)
+    return counts

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from curator_core.models import registry
 from curator_core.pipeline import Pipeline
+from curator_core.tasks import FrameKey
+from curator_core.video.embedding import ClipEmbeddingStage
+from curator_core.video.frames import ClipFrameExtractionStage
 from curator_core.video.motion import MotionFilterStage
 from curator_core.video.preview import PreviewStage
 from curator_core.video.reader import VideoReader
@@ -32,6 +36,9 @@ class SplitOptions:
     motion_score_only: bool = False
     previews: bool = True
     limit_videos: int = 0
+    embed: bool = False  # add frame extraction + open_clip clip embeddings
+    embedding_model: str | None = None  # model id; None: the "embedding" model of models.json
+    model_dir: str | None = None
 
 
 def split_pipeline(inputs: list[str], output_root: str, options: SplitOptions | None = None) -> Pipeline:
@@ -62,6 +69,13 @@ def split_pipeline(inputs: list[str], output_root: str, options: SplitOptions | 
     ]
     if o.previews:
         stages.append(PreviewStage())
+    if o.embed:
+        key = FrameKey(fps=1.0, height=224, width=224)
+        stages.append(ClipFrameExtractionStage(keys=[key]))
+        # Resolved here, on the driver: workers may run elsewhere, with another working directory.
+        directory = str(registry.model_dir(o.model_dir))
+        model_id = o.embedding_model or registry.configured("embedding", directory)
+        stages.append(ClipEmbeddingStage(model=model_id, model_dir=directory, frame_key=key))
     stages.append(ClipWriterStage(output_root=output_root))
     return Pipeline(
         "split_transcode", stages, description="read, split, transcode, motion filter, preview, write"

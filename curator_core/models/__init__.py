@@ -1,0 +1,1 @@
+"""Thin wrappers that load real model architectures from a local model directory (no network at run time)."""

@@ -1,0 +1,84 @@
+"""Clip embeddings with open_clip: frames -> per-frame unit vectors -> one unit vector per clip."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from curator_core.models.open_clip_model import OpenClipModel
+from curator_core.models.registry import configured
+from curator_core.resources import Resources
+from curator_core.stage import ProcessingStage, WorkerMetadata
+from curator_core.tasks import Clip, FrameKey, VideoTask
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ClipEmbeddingStage(ProcessingStage[VideoTask, VideoTask]):
+    """Embeds every clip's frames (from ClipFrameExtractionStage, under `frame_key`) with an open_clip
+    model from the model directory and stores the clip embedding under the model id.
+
+    model: a model id ("open_clip/<name>"); None uses the "embedding" model of models.json.
+    reduction: "mean" of the unit frame embeddings, re-normalised (or "first" frame).
+    batch_size: clips (tasks) per process_batch call; frames of all of them go through the model together.
+    """
+
+    model: str | None = None
+    model_dir: str | None = None
+    frame_key: FrameKey = field(default_factory=lambda: FrameKey(fps=1.0, height=224, width=224))
+    reduction: str = "mean"
+    frames_per_forward: int = 32
+    device: str | None = None
+    name: str = "clip_embedding"
+    batch_size: int = 4
+    resources: Resources = Resources(cpus=1.0)
+
+    def inputs(self) -> tuple[list[str], list[str]]:
+        return [], ["clips"]
+
+    def outputs(self) -> tuple[list[str], list[str]]:
+        return [], ["clips"]
+
+    def setup(self, worker_metadata: WorkerMetadata | None = None) -> None:
+        import torch
+
+        if worker_metadata is not None:
+            torch.set_num_threads(max(1, round(worker_metadata.num_cpus)))
+        model_id = self.model or configured("embedding", self.model_dir)
+        self._model = OpenClipModel.load(model_id, self.model_dir, self.device)
+
+    @property
+    def model_id(self) -> str:
+        return self._model.model_id
+
+    def process(self, task: VideoTask) -> VideoTask:
+        return self.process_batch([task])[0]
+
+    def process_batch(self, tasks: list[VideoTask]) -> list[VideoTask]:
+        if not hasattr(self, "_model"):
+            self.setup(None)
+        clips: list[Clip] = []
+        stacks: list[np.ndarray] = []
+        for task in tasks:
+            for clip in task.data.clips:
+                frames = clip.extracted_frames.get(self.frame_key)
+                if frames is None or not len(frames):
+                    clip.errors["embedding"] = (
+                        f"no frames under {self.frame_key} (add ClipFrameExtractionStage)"
+                    )
+                    continue
+                clips.append(clip)
+                stacks.append(frames)
+        if clips:
+            frame_embeddings = self._model.encode_images(np.concatenate(stacks), self.frames_per_forward)
+            start = 0
+            for clip, frames in zip(clips, stacks, strict=True):
+                per_frame = frame_embeddings[start : start + len(frames)]
+                start += len(frames)
+                vector = per_frame.mean(axis=0) if self.reduction == "mean" else per_frame[0]
+                clip.embeddings[self.model_id] = (vector / np.linalg.norm(vector)).astype(np.float32)
+                clip.metadata["embedding_random_weights"] = self._model.random_weights
+        return tasks
