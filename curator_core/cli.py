@@ -101,6 +101,10 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-dir", default=None, help="model directory (default: $CURATOR_MODEL_DIR or ./models)"
     )
+    parser.add_argument(
+        "--aesthetic", choices=["off", "score", "filter"], default="off", help="needs --embed"
+    )
+    parser.add_argument("--aesthetic-threshold", type=float, default=3.5, help="LAION scale, about 1-10")
     parser.add_argument("--store", default=None, help="also record the run in this clip store (LanceDB URI)")
     parser.add_argument("--batch", default="cli", help="batch key of the rows written to --store")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -131,6 +135,8 @@ def _run(args: argparse.Namespace) -> int:
         embed=args.embed,
         embedding_model=args.embedding_model,
         model_dir=args.model_dir,
+        aesthetic=args.aesthetic,
+        aesthetic_threshold=args.aesthetic_threshold,
     )
     pipeline = split_pipeline(args.inputs, args.out, options)
     if not args.json:
@@ -198,11 +204,14 @@ def _models_args(parser: argparse.ArgumentParser) -> None:
 @_models_args.run
 def _models(args: argparse.Namespace) -> int:
     from curator_core.models import registry
-    from curator_core.models.open_clip_model import download_model, write_demo_model
+    from curator_core.models.aesthetic import write_demo_aesthetic
+    from curator_core.models.open_clip_model import DEMO_EMBED_DIM, download_model, write_demo_model
 
     if args.action == "demo":
         model_id = write_demo_model(args.dir)
         print(f"{model_id}: tiny RANDOM-weight open_clip model in {registry.model_path(model_id, args.dir)}")
+        aesthetic = write_demo_aesthetic(DEMO_EMBED_DIM, model_id, args.dir)
+        print(f"{aesthetic}: RANDOM-weight aesthetic MLP in {registry.model_path(aesthetic, args.dir)}")
         print("it makes the pipeline run anywhere; its embeddings mean nothing")
     elif args.action == "download":
         model_id = download_model(args.arch, args.tag, args.dir)

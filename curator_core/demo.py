@@ -9,7 +9,8 @@ from pathlib import Path
 from curator_core import __version__
 from curator_core.executors.ray import RayExecutor
 from curator_core.models import registry
-from curator_core.models.open_clip_model import write_demo_model
+from curator_core.models.aesthetic import write_demo_aesthetic
+from curator_core.models.open_clip_model import DEMO_EMBED_DIM, write_demo_model
 from curator_core.store import ClipStore
 from curator_core.store.records import Lineage, params_hash, write_run
 from curator_core.video.pipelines import SplitOptions, split_pipeline
@@ -26,12 +27,20 @@ def run_demo(root: str = "outputs/demo") -> dict:
         registry.configured("embedding")
     except registry.MissingModelError:
         model_id = write_demo_model()
+        write_demo_aesthetic(DEMO_EMBED_DIM, model_id)
         notes.append(
             f"no embedding model configured: using {model_id}, a tiny RANDOM-weight demo model written to "
-            f"{registry.model_path(model_id)} (its embeddings and search results mean nothing; configure real "
+            f"{registry.model_path(model_id)}, and a random aesthetic MLP (their embeddings, aesthetic scores and "
+            "search results mean nothing; configure real "
             "weights with `curator models download`)"
         )
-    options = SplitOptions(splitting="shots", min_clip_len_s=1.0, embed=True)
+    try:
+        registry.configured("aesthetic")
+        aesthetic = "score"
+    except registry.MissingModelError:
+        aesthetic = "off"
+        notes.append("no aesthetic model configured: aesthetic scoring skipped (`curator models demo` adds one)")
+    options = SplitOptions(splitting="shots", min_clip_len_s=1.0, embed=True, aesthetic=aesthetic)
     pipeline = split_pipeline([str(landing)], str(base / "clips"), options)
     result = pipeline.execute(RayExecutor())
     summary = run_summary(result)

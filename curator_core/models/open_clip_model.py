@@ -23,8 +23,9 @@ logger = logging.getLogger(__name__)
 CHECKPOINT = "model.safetensors"
 # A tiny model of the CLIP family (ViT image tower, transformer text tower, CLIP BPE tokenizer): same code
 # paths as ViT-B-32, random weights, about 3.6M parameters.
+DEMO_EMBED_DIM = 64
 DEMO_CONFIG = {
-    "embed_dim": 64,
+    "embed_dim": DEMO_EMBED_DIM,
     "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
 }

@@ -80,5 +80,7 @@ class ClipEmbeddingStage(ProcessingStage[VideoTask, VideoTask]):
                 start += len(frames)
                 vector = per_frame.mean(axis=0) if self.reduction == "mean" else per_frame[0]
                 clip.embeddings[self.model_id] = (vector / np.linalg.norm(vector)).astype(np.float32)
+                # Kept for frame-level consumers (aesthetic scoring); not written to the store.
+                clip.metadata.setdefault("frame_embeddings", {})[self.model_id] = per_frame
                 clip.metadata["embedding_random_weights"] = self._model.random_weights
         return tasks

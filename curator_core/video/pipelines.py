@@ -8,6 +8,7 @@ from curator_core.models import registry
 from curator_core.pipeline import Pipeline
 from curator_core.tasks import FrameKey
 from curator_core.video.embedding import ClipEmbeddingStage
+from curator_core.video.filtering import AestheticFilterStage
 from curator_core.video.frames import ClipFrameExtractionStage
 from curator_core.video.motion import MotionFilterStage
 from curator_core.video.preview import PreviewStage
@@ -39,6 +40,8 @@ class SplitOptions:
     embed: bool = False  # add frame extraction + open_clip clip embeddings
     embedding_model: str | None = None  # model id; None: the "embedding" model of models.json
     model_dir: str | None = None
+    aesthetic: str = "off"  # "off" | "score" | "filter" (needs embed)
+    aesthetic_threshold: float = 3.5
 
 
 def split_pipeline(inputs: list[str], output_root: str, options: SplitOptions | None = None) -> Pipeline:
@@ -76,6 +79,15 @@ def split_pipeline(inputs: list[str], output_root: str, options: SplitOptions | 
         directory = str(registry.model_dir(o.model_dir))
         model_id = o.embedding_model or registry.configured("embedding", directory)
         stages.append(ClipEmbeddingStage(model=model_id, model_dir=directory, frame_key=key))
+        if o.aesthetic != "off":
+            stages.append(
+                AestheticFilterStage(
+                    threshold=o.aesthetic_threshold,
+                    score_only=o.aesthetic == "score",
+                    model=registry.configured("aesthetic", directory),
+                    model_dir=directory,
+                )
+            )
     stages.append(ClipWriterStage(output_root=output_root))
     return Pipeline(
         "split_transcode", stages, description="read, split, transcode, motion filter, preview, write"
