@@ -252,6 +252,34 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("dedup", "record semantic near-duplicates of a batch's clips (within it and against the store)")
+def _dedup_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default="state/store", help="clip store URI")
+    parser.add_argument("--batch", required=True, help="batch key")
+    parser.add_argument("--model", default=None, help="embedding model id (default: the store's first)")
+    parser.add_argument(
+        "--eps", type=float, default=0.01, help="duplicates have cosine similarity >= 1 - eps"
+    )
+
+
+@_dedup_args.run
+def _dedup(args: argparse.Namespace) -> int:
+    from curator_core import __version__
+    from curator_core.store import ClipStore
+    from curator_core.store.records import Lineage, params_hash
+    from curator_core.video.dedup import dedup_batch
+
+    store = ClipStore(args.store)
+    model_id = args.model or next(iter(store.embedding_models()), None)
+    if model_id is None:
+        print(f"curator dedup: no clip embeddings in {args.store} (run with --embed first)", file=sys.stderr)
+        return 2
+    lineage = Lineage(args.batch, "semantic_dedup", __version__, params_hash({"eps": args.eps}), model_id)
+    found = dedup_batch(store, args.batch, model_id, args.eps, lineage)
+    print(json.dumps([vars(d) for d in found], indent=2))
+    return 0
+
+
 @command("shots", "detect shot transitions in a video")
 def _shots_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video")

@@ -39,7 +39,9 @@ def run_demo(root: str = "outputs/demo") -> dict:
         aesthetic = "score"
     except registry.MissingModelError:
         aesthetic = "off"
-        notes.append("no aesthetic model configured: aesthetic scoring skipped (`curator models demo` adds one)")
+        notes.append(
+            "no aesthetic model configured: aesthetic scoring skipped (`curator models demo` adds one)"
+        )
     options = SplitOptions(splitting="shots", min_clip_len_s=1.0, embed=True, aesthetic=aesthetic)
     pipeline = split_pipeline([str(landing)], str(base / "clips"), options)
     result = pipeline.execute(RayExecutor())

@@ -48,6 +48,13 @@ CLIP_CAPTIONS = _schema(
     pa.field("text", pa.string()),
 )
 
+CLIP_DUPLICATES = _schema(
+    pa.field("uuid", pa.string()),
+    pa.field("duplicate_of", pa.string()),
+    pa.field("similarity", pa.float64()),
+    pa.field("reason", pa.string()),
+)
+
 FAILURES = _schema(
     pa.field("stage", pa.string()),
     pa.field("input", pa.string()),
@@ -65,5 +72,6 @@ TABLES: dict[str, pa.Schema] = {
     "videos": VIDEOS,
     "clips": CLIPS,
     "clip_captions": CLIP_CAPTIONS,
+    "clip_duplicates": CLIP_DUPLICATES,
     "failures": FAILURES,
 }
