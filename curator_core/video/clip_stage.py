@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import ClassVar
 
 import av
 
 from curator_core.stage import ProcessingStage
-from curator_core.tasks import Clip, VideoTask
+from curator_core.tasks import Clip, Video, VideoTask
 
 
 class ClipStage(ProcessingStage[VideoTask, VideoTask]):
@@ -36,3 +37,15 @@ class ClipStage(ProcessingStage[VideoTask, VideoTask]):
 
     @abstractmethod
     def process_clip(self, clip: Clip) -> None: ...
+
+
+def filter_clips(video: Video, keep: Callable[[Clip], bool], filtered_by: str) -> None:
+    """Move the clips that `keep` rejects to `video.filtered_clips`, marked with the filter's name."""
+    kept = []
+    for clip in video.clips:
+        if keep(clip):
+            kept.append(clip)
+        else:
+            clip.metadata["filtered_by"] = filtered_by
+            video.filtered_clips.append(clip)
+    video.clips = kept

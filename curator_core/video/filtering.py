@@ -11,6 +11,7 @@ from curator_core.models.registry import configured
 from curator_core.resources import Resources
 from curator_core.stage import ProcessingStage, WorkerMetadata
 from curator_core.tasks import VideoTask
+from curator_core.video.clip_stage import filter_clips
 
 SCORE = "aesthetic"
 
@@ -49,22 +50,19 @@ class AestheticFilterStage(ProcessingStage[VideoTask, VideoTask]):
     def process(self, task: VideoTask) -> VideoTask:
         if not hasattr(self, "_model"):
             self.setup(None)
-        video = task.data
-        kept = []
-        for clip in video.clips:
+        for clip in task.data.clips:
             frames = clip.metadata.get("frame_embeddings", {}).get(self._model.clip_model)
             if frames is None:
                 clip.errors[SCORE] = (
                     f"no frame embeddings of {self._model.clip_model} (add ClipEmbeddingStage)"
                 )
-                kept.append(clip)
                 continue
             scores = self._model.score(np.asarray(frames))
             clip.scores[SCORE] = float(scores.min() if self.reduction == "min" else scores.mean())
-            if self.score_only or clip.scores[SCORE] >= self.threshold:
-                kept.append(clip)
-            else:
-                clip.metadata["filtered_by"] = self.name
-                video.filtered_clips.append(clip)
-        video.clips = kept
+        # Clips that could not be scored stay, with the reason in their errors.
+        filter_clips(
+            task.data,
+            lambda c: self.score_only or SCORE not in c.scores or c.scores[SCORE] >= self.threshold,
+            self.name,
+        )
         return task

@@ -19,7 +19,7 @@ import numpy as np
 
 from curator_core.resources import Resources
 from curator_core.tasks import Clip, VideoTask
-from curator_core.video.clip_stage import ClipStage
+from curator_core.video.clip_stage import ClipStage, filter_clips
 
 GLOBAL = "motion_global_mean"
 PATCH_MIN = "motion_patch_min"
@@ -115,21 +115,12 @@ class MotionFilterStage(MotionScoringStage):
 
     def process(self, task: VideoTask) -> VideoTask:
         super().process(task)  # scores every clip
-        video = task.data
-        kept = []
-        for clip in video.clips:
-            if GLOBAL not in clip.scores:
-                kept.append(clip)
-                continue
-            passed = (
-                clip.scores[GLOBAL] >= self.global_threshold
-                and clip.scores[PATCH_MIN] >= self.patch_threshold
-            )
-            clip.metadata["motion_pass"] = passed
-            if passed or self.score_only:
-                kept.append(clip)
-            else:
-                clip.metadata["filtered_by"] = self.name
-                video.filtered_clips.append(clip)
-        video.clips = kept
+        for clip in task.data.clips:
+            if GLOBAL in clip.scores:
+                clip.metadata["motion_pass"] = (
+                    clip.scores[GLOBAL] >= self.global_threshold
+                    and clip.scores[PATCH_MIN] >= self.patch_threshold
+                )
+        # Clips that could not be scored stay, with the reason in their errors.
+        filter_clips(task.data, lambda c: self.score_only or c.metadata.get("motion_pass", True), self.name)
         return task
