@@ -88,6 +88,7 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="veryfast")
     parser.add_argument("--height", type=int, default=None, help="output height in pixels")
     parser.add_argument("--fps", type=float, default=None, help="output frame rate")
+    parser.add_argument("--audio", action="store_true", help="keep the audio of each clip (AAC)")
     parser.add_argument(
         "--motion-threshold", type=float, default=0.0001, help="fraction of diagonal per frame"
     )
@@ -128,6 +129,7 @@ def _run(args: argparse.Namespace) -> int:
         preset=args.preset,
         target_height=args.height,
         target_fps=args.fps,
+        include_audio=args.audio,
         motion_threshold=args.motion_threshold,
         motion_score_only=args.motion_score_only,
         previews=not args.no_previews,

@@ -33,6 +33,7 @@ class SplitOptions:
     preset: str = "veryfast"
     target_height: int | None = None
     target_fps: float | None = None
+    include_audio: bool = False
     motion_threshold: float = 0.0001
     motion_score_only: bool = False
     previews: bool = True
@@ -67,6 +68,7 @@ def split_pipeline(inputs: list[str], output_root: str, options: SplitOptions | 
             preset=o.preset,
             target_height=o.target_height,
             target_fps=o.target_fps,
+            include_audio=o.include_audio,
         ),
         MotionFilterStage(global_threshold=o.motion_threshold, score_only=o.motion_score_only),
     ]

@@ -26,6 +26,7 @@ from curator_core.video.io import VideoInputError, open_container, video_stream
 
 logger = logging.getLogger(__name__)
 
+AUDIO_SLACK_S = 2.0  # how far past the segment end demuxing goes to collect audio interleaved late
 ENCODERS_WITH_CRF = {"libx264", "libx265", "libvpx-vp9", "libsvtav1"}
 
 
@@ -76,6 +77,7 @@ class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
     target_height: int | None = None
     target_fps: float | None = None
     bitrate: str | None = None  # for encoders without CRF (e.g. mpeg4, nvenc): "4M"
+    include_audio: bool = False  # re-encode the first audio stream's span to AAC alongside the video
     name: str = "clip_encode"
     resources: Resources = Resources(cpus=1.0)
 
@@ -120,28 +122,57 @@ class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
             tb = stream.time_base
             sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
             rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+            audio = container.streams.audio[0] if self.include_audio and container.streams.audio else None
             if seg_start > 0:
                 container.seek(int(seg_start / tb), stream=stream, backward=True, any_frame=False)
+            video_t = audio_t = -math.inf
+
+            def finish_passed() -> None:
+                """Close the clips that both the video and the audio have moved past."""
+                for clip in clips:
+                    passed = min(video_t, audio_t) if audio is not None else video_t
+                    if clip.uuid not in finished and passed >= clip.span[1] - 1e-6:
+                        finished.add(clip.uuid)
+                        if clip.uuid in encoders:
+                            clip.encoded_data = encoders.pop(clip.uuid).close()
+
             try:
-                for frame in container.decode(stream):
-                    if frame.pts is None:
-                        continue
-                    t = float(frame.pts * tb)
-                    if t >= seg_end - 1e-6:
+                for packet in container.demux(*(s for s in (stream, audio) if s is not None)):
+                    if packet.stream is audio:
+                        for frame in packet.decode():
+                            if frame.pts is None:
+                                continue
+                            audio_t = float(frame.pts * audio.time_base)
+                            for clip in clips:
+                                if (
+                                    clip.uuid not in finished
+                                    and clip.span[0] - 1e-6 <= audio_t < clip.span[1]
+                                ):
+                                    enc = encoders.get(clip.uuid)
+                                    if enc is None:
+                                        enc = encoders[clip.uuid] = _ClipEncoder(
+                                            self, clip, tb, rate, rotation, sar, audio
+                                        )
+                                    enc.add_audio(frame, audio_t)
+                    else:
+                        for frame in packet.decode():
+                            if frame.pts is None:
+                                continue
+                            video_t = float(frame.pts * tb)
+                            for clip in clips:
+                                start, end = clip.span
+                                if clip.uuid in finished or not (start - 1e-6 <= video_t < end - 1e-6):
+                                    continue
+                                enc = encoders.get(clip.uuid)
+                                if enc is None:
+                                    enc = encoders[clip.uuid] = _ClipEncoder(
+                                        self, clip, tb, rate, rotation, sar, audio
+                                    )
+                                enc.add(frame, video_t)
+                    finish_passed()
+                    # Audio may run short of the video; never read on for it past the interleave slack.
+                    if len(finished) == len(clips) or video_t >= seg_end + AUDIO_SLACK_S:
                         break
-                    for clip in clips:
-                        start, end = clip.span
-                        if clip.uuid in finished or t < start - 1e-6:
-                            continue
-                        if t >= end - 1e-6:
-                            if clip.uuid in encoders:
-                                clip.encoded_data = encoders.pop(clip.uuid).close()
-                            finished.add(clip.uuid)
-                            continue
-                        enc = encoders.get(clip.uuid)
-                        if enc is None:
-                            enc = encoders[clip.uuid] = _ClipEncoder(self, clip, tb, rate, rotation, sar)
-                        enc.add(frame, t)
             except av.error.FFmpegError as exc:
                 message = (
                     f"decoding stopped at {len(finished)} of {len(clips)} clips ({type(exc).__name__}: {exc})"
@@ -165,6 +196,7 @@ class _ClipEncoder:
         rate: Fraction,
         rotation: int,
         sar,
+        audio_source: av.audio.stream.AudioStream | None = None,
     ):
         self.clip = clip
         self.buffer = io.BytesIO()
@@ -199,6 +231,15 @@ class _ClipEncoder:
         self.stream.options = options
         self.rotation = rotation
         self.sar = sar
+        # Every stream must exist before the first packet is muxed; audio waits for the video to open.
+        self.audio = None
+        self.pending_audio: list[av.AudioFrame] = []
+        if audio_source is not None:
+            rate_hz = audio_source.codec_context.sample_rate or 48000
+            layout = audio_source.codec_context.layout.name if audio_source.codec_context.layout else "stereo"
+            self.audio = self.container.add_stream("aac", rate=rate_hz, layout=layout)
+            self.resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate_hz)
+            self.audio_samples = 0
 
     def _open(self, frame: av.VideoFrame) -> None:
         self.stream.width = frame.width
@@ -209,6 +250,21 @@ class _ClipEncoder:
         if self.rotation:
             self.stream.set_display_rotation(self.rotation)
         self.opened = True
+
+    def add_audio(self, frame: av.AudioFrame, t: float) -> None:
+        self.pending_audio.append(frame)
+        if self.opened:
+            self._flush_audio()
+
+    def _flush_audio(self) -> None:
+        for frame in self.pending_audio:
+            for out in self.resampler.resample(frame):
+                out.pts = self.audio_samples  # sample-exact, from the clip start
+                out.time_base = Fraction(1, out.sample_rate)
+                self.audio_samples += out.samples
+                for packet in self.audio.encode(out):
+                    self.container.mux(packet)
+        self.pending_audio = []
 
     def add(self, frame: av.VideoFrame, t: float) -> None:
         if t < self.next_t - 1e-6:
@@ -226,6 +282,8 @@ class _ClipEncoder:
             out = frame
         if not self.opened:
             self._open(out)
+            if self.audio is not None:
+                self._flush_audio()
         pts = max(0, round(t / self.tb) - self.start_pts)
         if pts <= self.last_pts:
             pts = self.last_pts + 1
@@ -243,6 +301,10 @@ class _ClipEncoder:
             return None
         for packet in self.stream.encode(None):
             self.container.mux(packet)
+        if self.audio is not None:
+            self._flush_audio()
+            for packet in self.audio.encode(None):
+                self.container.mux(packet)
         self.container.close()
         self.clip.metadata["num_frames"] = self.frames
         return self.buffer.getvalue()
@@ -269,6 +331,7 @@ class ClipTranscodingStage(CompositeStage[VideoTask, VideoTask]):
     bitrate: str | None = None
     segment_s: float = 30.0
     cpus_per_worker: float = 2.0
+    include_audio: bool = False
 
     def decompose(self) -> list[ProcessingStage]:
         return [
@@ -280,6 +343,7 @@ class ClipTranscodingStage(CompositeStage[VideoTask, VideoTask]):
                 target_height=self.target_height,
                 target_fps=self.target_fps,
                 bitrate=self.bitrate,
+                include_audio=self.include_audio,
                 resources=Resources(cpus=self.cpus_per_worker),
             ),
         ]

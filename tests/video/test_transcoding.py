@@ -1,3 +1,7 @@
+import io
+
+import av
+
 from curator_core.tasks import Clip, Video, VideoTask
 from curator_core.video.reader import VideoReaderStage
 from curator_core.video.splitting import FixedStrideSplittingStage
@@ -89,3 +93,18 @@ def test_corrupt_h264_keeps_the_frames_that_decoded(shared_videos):
     assert "decode" in task.data.errors
     assert task.data.clips, "frames decoded before the damage must still yield a clip"
     assert all(len(decode_all(c.encoded_data)[0]) > 0 for c in task.data.clips)
+
+
+def test_audio_is_carried_when_asked(shared_videos):
+    for name in ("goldeneye_rotate_m90.mp4", "chaplin_single_shot.mp4"):  # aac and mp3 sources
+        task = _transcoded(shared_videos / name, clip_len=3.0, include_audio=True)
+        for clip in task.data.clips[:2]:
+            with av.open(io.BytesIO(clip.encoded_data)) as container:
+                assert container.streams.audio, f"{name}: clip has no audio stream"
+                audio = container.streams.audio[0]
+                samples = sum(f.samples for f in container.decode(audio))
+                seconds = samples / audio.codec_context.sample_rate
+                assert abs(seconds - clip.duration_s) < 0.1, (name, seconds, clip.duration_s)
+            assert len(decode_all(clip.encoded_data)[0]) >= 70  # ~3 s of 24-25 fps video alongside
+    silent = _transcoded(shared_videos / "goldeneye_rotate_m90.mp4", clip_len=3.0)
+    assert not av.open(io.BytesIO(silent.data.clips[0].encoded_data)).streams.audio
