@@ -116,9 +116,10 @@ class FrameKey:
 class CaptionWindow:
     """A window of frames within a clip and the captions models wrote for it (keyed by model id)."""
 
-    start_frame: int
+    start_frame: int  # indices into the clip's frames under the captioning FrameKey; end exclusive
     end_frame: int
     prompt_id: str = "default"
+    prompt: str = ""
     captions: dict[str, str] = field(default_factory=dict)
     enhanced_captions: dict[str, str] = field(default_factory=dict)
 

@@ -11,7 +11,7 @@ from typing import Any
 import fsspec
 
 from curator_core.executors.base import RunResult
-from curator_core.store.store import ClipStore
+from curator_core.store.store import ClipStore, sql_literal
 from curator_core.tasks import Clip, VideoTask
 from curator_core.video.io import source_id
 
@@ -27,6 +27,11 @@ class Lineage:
     code_version: str
     params_hash: str
     model_id: str | None = None
+
+    @property
+    def scope(self) -> str:
+        """The rows of a batch this pipeline owns in shared tables (failures)."""
+        return f"pipeline = {sql_literal(self.pipeline)}"
 
     def columns(self, source_uri: str | None, content_hash: str | None) -> dict[str, Any]:
         return {
@@ -61,7 +66,7 @@ def content_hash(uri: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def _safe_hash(uri: str) -> str | None:
+def safe_content_hash(uri: str) -> str | None:
     try:
         return content_hash(uri)
     except (OSError, ValueError):
@@ -82,7 +87,7 @@ def video_rows(tasks: list[VideoTask], lineage: Lineage) -> list[dict]:
                 "metadata_json": json.dumps(dataclasses.asdict(video.metadata)) if video.metadata else None,
                 "num_clips": 0,
                 "_errors": {},
-                **lineage.columns(video.input_path, _safe_hash(video.input_path)),
+                **lineage.columns(video.input_path, safe_content_hash(video.input_path)),
             }
         row["num_clips"] += len(video.clips)
         row["_errors"].update(video.errors)
@@ -125,7 +130,7 @@ def failure_rows(result: RunResult, lineage: Lineage) -> list[dict]:
         for stage, message in task.data.errors.items():
             rows.append(
                 {
-                    "row_id": f"{stage}:{task.data.input_path}:{task.data.segment}",
+                    "row_id": f"{lineage.pipeline}:{stage}:{task.data.input_path}:{task.data.segment}",
                     "stage": stage,
                     "input": task.data.input_path,
                     "exception_type": "VideoError",
@@ -133,11 +138,23 @@ def failure_rows(result: RunResult, lineage: Lineage) -> list[dict]:
                     **lineage.columns(task.data.input_path, None),
                 }
             )
+        for clip in task.data.clips + task.data.filtered_clips:
+            for stage, message in clip.errors.items():
+                rows.append(
+                    {
+                        "row_id": f"{lineage.pipeline}:{stage}:{clip.uuid}",
+                        "stage": stage,
+                        "input": f"{task.data.input_path} [{clip.span[0]:.3f}-{clip.span[1]:.3f}s]",
+                        "exception_type": "ClipError",
+                        "message": message,
+                        **lineage.columns(task.data.input_path, None),
+                    }
+                )
     for failure in result.failures:
         source = getattr(getattr(failure.task, "data", None), "input_path", None)
         rows.append(
             {
-                "row_id": f"{failure.stage}:{failure.task_id}",
+                "row_id": f"{lineage.pipeline}:{failure.stage}:{failure.task_id}",
                 "stage": failure.stage,
                 "input": source or failure.task_id,
                 "exception_type": failure.error_type,
@@ -166,6 +183,31 @@ def embedding_rows(tasks: list[VideoTask], model_id: str, lineage: Lineage) -> l
     return rows
 
 
+def caption_rows(tasks: list[VideoTask], lineage: Lineage) -> list[dict]:
+    """One row per (clip, window, model, kind): VLM captions and their enhanced rewrites."""
+    rows = []
+    for task in tasks:
+        for clip in task.data.clips:
+            for index, window in enumerate(clip.caption_windows):
+                for kind, texts in (("caption", window.captions), ("enhanced", window.enhanced_captions)):
+                    for model_id, text in texts.items():
+                        rows.append(
+                            {
+                                "row_id": f"{clip.uuid}:{index}:{window.prompt_id}:{kind}:{model_id}",
+                                "uuid": clip.uuid,
+                                "window": index,
+                                "start_frame": window.start_frame,
+                                "end_frame": window.end_frame,
+                                "prompt_id": window.prompt_id,
+                                "kind": kind,
+                                "text": text,
+                                **lineage.columns(task.data.input_path, None),
+                                "model_id": model_id,
+                            }
+                        )
+    return rows
+
+
 def write_run(store: ClipStore, result: RunResult, lineage: Lineage) -> dict[str, int]:
     """Replace the batch's videos, clips and failures with this run's. Media must already be written."""
     from curator_core.store import schemas
@@ -177,9 +219,14 @@ def write_run(store: ClipStore, result: RunResult, lineage: Lineage) -> dict[str
         "videos": store.replace_batch("videos", lineage.batch_key, videos, schemas.VIDEOS),
         "clips": store.write_clips(lineage.batch_key, clip_rows(tasks, lineage, hashes)),
         "failures": store.replace_batch(
-            "failures", lineage.batch_key, failure_rows(result, lineage), schemas.FAILURES
+            "failures", lineage.batch_key, failure_rows(result, lineage), schemas.FAILURES, lineage.scope
         ),
     }
+    captions = caption_rows(tasks, lineage)
+    if captions:
+        counts["clip_captions"] = store.replace_batch(
+            "clip_captions", lineage.batch_key, captions, schemas.CLIP_CAPTIONS
+        )
     for model_id in sorted({m for t in tasks for c in t.data.clips for m in c.embeddings}):
         rows = embedding_rows(tasks, model_id, lineage)
         counts[f"embeddings:{model_id}"] = store.write_embeddings(lineage.batch_key, model_id, rows)

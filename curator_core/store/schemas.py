@@ -43,8 +43,11 @@ CLIPS = _schema(
 
 CLIP_CAPTIONS = _schema(
     pa.field("uuid", pa.string()),
-    pa.field("window", pa.int64()),
+    pa.field("window", pa.int64()),  # index of the caption window within the clip
+    pa.field("start_frame", pa.int64()),
+    pa.field("end_frame", pa.int64()),
     pa.field("prompt_id", pa.string()),
+    pa.field("kind", pa.string()),  # "caption" (VLM) | "enhanced" (rewritten by a text LM)
     pa.field("text", pa.string()),
 )
 

@@ -117,15 +117,23 @@ class ClipStore:
 
     # --- writes ---------------------------------------------------------------------------------------
     def replace_batch(
-        self, name: str, batch_key: str, rows: pa.Table | pa.RecordBatchReader | list[dict], schema: pa.Schema
+        self,
+        name: str,
+        batch_key: str,
+        rows: pa.Table | pa.RecordBatchReader | list[dict],
+        schema: pa.Schema,
+        scope: str | None = None,
     ) -> int:
         """Make the rows of `batch_key` in table `name` exactly `rows`, in one commit. Returns the row count.
+
+        `scope`: an SQL predicate narrowing which of the batch's rows this write owns (e.g. the failures
+        of one pipeline); the batch's rows outside it are left alone.
 
         `rows` may be a RecordBatchReader to stream a large batch; if it fails part way, nothing is
         committed (and a reader cannot be retried after a commit conflict)."""
         if isinstance(rows, pa.RecordBatchReader):
             table = self.open(name, schema)
-            self._merge(table, batch_key, _checked_stream(rows, batch_key, schema))
+            self._merge(table, batch_key, _checked_stream(rows, batch_key, schema), scope)
             return table.count_rows(f"batch_key = {sql_literal(batch_key)}")
         data = (
             rows
@@ -140,7 +148,7 @@ class ClipStore:
         for attempt in range(self.max_commit_retries + 1):
             table = self.open(name, schema)
             try:
-                self._merge(table, batch_key, data)
+                self._merge(table, batch_key, data, scope)
                 return data.num_rows
             except Exception as exc:
                 if attempt == self.max_commit_retries or not _is_retryable(exc):
@@ -153,13 +161,14 @@ class ClipStore:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _merge(table, batch_key: str, data: pa.Table | pa.RecordBatchReader) -> None:
-        """Upsert the new rows and delete the batch's other rows in the same commit."""
+    def _merge(table, batch_key: str, data: pa.Table | pa.RecordBatchReader, scope: str | None) -> None:
+        """Upsert the new rows and delete the batch's other rows (within `scope`) in the same commit."""
+        owned = f"batch_key = {sql_literal(batch_key)}" + (f" AND ({scope})" if scope else "")
         (
             table.merge_insert("row_id")
             .when_matched_update_all()
             .when_not_matched_insert_all()
-            .when_not_matched_by_source_delete(f"batch_key = {sql_literal(batch_key)}")
+            .when_not_matched_by_source_delete(owned)
             .execute(data)
         )
 
@@ -275,8 +284,9 @@ class ClipStore:
         in_list = ", ".join(sql_literal(u) for u in uuids)
         clips = {r["uuid"]: r for r in self.rows("clips", f"uuid IN ({in_list})").to_pylist()}
         captions: dict[str, str] = {}
-        for r in self.rows("clip_captions", f"uuid IN ({in_list})").to_pylist():
-            captions.setdefault(r["uuid"], r["text"])
+        rows = self.rows("clip_captions", f"uuid IN ({in_list})").to_pylist()
+        for r in sorted(rows, key=lambda r: (r["window"], r["kind"] != "enhanced")):
+            captions.setdefault(r["uuid"], r["text"])  # the first window's caption, enhanced if there is one
         results = []
         for hit in hits:
             clip = clips.get(hit["uuid"], {})

@@ -10,14 +10,14 @@ import numpy as np
 from curator_core.models.open_clip_model import OpenClipModel
 from curator_core.models.registry import configured
 from curator_core.resources import Resources
-from curator_core.stage import ProcessingStage, WorkerMetadata
 from curator_core.tasks import Clip, FrameKey, VideoTask
+from curator_core.video.model_stage import ClipModelStage
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class ClipEmbeddingStage(ProcessingStage[VideoTask, VideoTask]):
+class ClipEmbeddingStage(ClipModelStage):
     """Embeds every clip's frames (from ClipFrameExtractionStage, under `frame_key`) with an open_clip
     model from the model directory and stores the clip embedding under the model id.
 
@@ -36,30 +36,11 @@ class ClipEmbeddingStage(ProcessingStage[VideoTask, VideoTask]):
     batch_size: int = 4
     resources: Resources = Resources(cpus=1.0)
 
-    def inputs(self) -> tuple[list[str], list[str]]:
-        return [], ["clips"]
-
-    def outputs(self) -> tuple[list[str], list[str]]:
-        return [], ["clips"]
-
-    def setup(self, worker_metadata: WorkerMetadata | None = None) -> None:
-        import torch
-
-        if worker_metadata is not None:
-            torch.set_num_threads(max(1, round(worker_metadata.num_cpus)))
+    def load_model(self) -> OpenClipModel:
         model_id = self.model or configured("embedding", self.model_dir)
-        self._model = OpenClipModel.load(model_id, self.model_dir, self.device)
+        return OpenClipModel.load(model_id, self.model_dir, self.device)
 
-    @property
-    def model_id(self) -> str:
-        return self._model.model_id
-
-    def process(self, task: VideoTask) -> VideoTask:
-        return self.process_batch([task])[0]
-
-    def process_batch(self, tasks: list[VideoTask]) -> list[VideoTask]:
-        if not hasattr(self, "_model"):
-            self.setup(None)
+    def run_model(self, tasks: list[VideoTask]) -> None:
         clips: list[Clip] = []
         stacks: list[np.ndarray] = []
         for task in tasks:
@@ -83,4 +64,3 @@ class ClipEmbeddingStage(ProcessingStage[VideoTask, VideoTask]):
                 # Kept for frame-level consumers (aesthetic scoring); not written to the store.
                 clip.metadata.setdefault("frame_embeddings", {})[self.model_id] = per_frame
                 clip.metadata["embedding_random_weights"] = self._model.random_weights
-        return tasks

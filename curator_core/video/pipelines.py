@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from curator_core.models import registry
 from curator_core.pipeline import Pipeline
 from curator_core.tasks import FrameKey
+from curator_core.video.captioning import (
+    CAPTION_FRAME_KEY,
+    CaptionEnhancementStage,
+    CaptionGenerationStage,
+    CaptionPreparationStage,
+)
 from curator_core.video.embedding import ClipEmbeddingStage
 from curator_core.video.filtering import AestheticFilterStage
 from curator_core.video.frames import ClipFrameExtractionStage
@@ -43,6 +49,12 @@ class SplitOptions:
     model_dir: str | None = None
     aesthetic: str = "off"  # "off" | "score" | "filter" (needs embed)
     aesthetic_threshold: float = 3.5
+    caption: bool = False  # add caption windows + VLM captions
+    caption_model: str | None = None  # model id; None: the "captioning" model of models.json
+    caption_window_frames: int = 64  # frames per caption window, sampled at 2 fps
+    caption_prompt: str | None = None  # a custom prompt instead of the default one
+    caption_max_new_tokens: int = 256
+    enhance_captions: bool = False  # rewrite captions with the "caption_enhancement" text LM
 
 
 def split_pipeline(inputs: list[str], output_root: str, options: SplitOptions | None = None) -> Pipeline:
@@ -90,7 +102,32 @@ def split_pipeline(inputs: list[str], output_root: str, options: SplitOptions | 
                     model_dir=directory,
                 )
             )
+    if o.caption:
+        stages += caption_stages(o)
     stages.append(ClipWriterStage(output_root=output_root))
     return Pipeline(
         "split_transcode", stages, description="read, split, transcode, motion filter, preview, write"
     )
+
+
+def caption_stages(o: SplitOptions) -> list:
+    """frames at 2 fps -> caption windows -> VLM captions (-> enhanced captions)."""
+    directory = str(registry.model_dir(o.model_dir))
+    stages = [
+        ClipFrameExtractionStage(keys=[CAPTION_FRAME_KEY]),
+        CaptionPreparationStage(window_size=o.caption_window_frames, prompt=o.caption_prompt),
+        CaptionGenerationStage(
+            model=o.caption_model or registry.configured("captioning", directory),
+            model_dir=directory,
+            max_new_tokens=o.caption_max_new_tokens,
+        ),
+    ]
+    if o.enhance_captions:
+        stages.append(
+            CaptionEnhancementStage(
+                model=registry.configured("caption_enhancement", directory),
+                model_dir=directory,
+                max_new_tokens=o.caption_max_new_tokens,
+            )
+        )
+    return stages

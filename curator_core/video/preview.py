@@ -76,3 +76,19 @@ class PreviewStage(ClipStage):
         clip.metadata["preview_webp"] = make_preview(
             clip.encoded_data, self.fps, self.height, self.max_frames
         )
+
+
+def thumbnail_jpeg(uri: str, height: int = 72) -> bytes:
+    """The first frame of a clip file (local path or fsspec URL) as a small JPEG, upright."""
+    import fsspec
+
+    with fsspec.open(uri, "rb") as handle, av.open(handle) as container:
+        stream = container.streams.video[0]
+        frame = next(container.decode(stream))
+        width = max(2, round(frame.width * height / frame.height))
+        img = frame.to_image(width=width, height=height)
+        if frame.rotation:
+            img = img.rotate(frame.rotation, expand=True)
+        out = io.BytesIO()
+        img.save(out, format="JPEG", quality=70)
+        return out.getvalue()

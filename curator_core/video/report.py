@@ -23,6 +23,15 @@ def run_summary(result: RunResult) -> dict:
                     "preview": clip.metadata.get("preview_uri"),
                     "scores": clip.scores,
                     "errors": clip.errors,
+                    "captions": [
+                        {
+                            "window": i,
+                            "prompt_id": w.prompt_id,
+                            **w.captions,
+                            **{f"{m} (enhanced)": t for m, t in w.enhanced_captions.items()},
+                        }
+                        for i, w in enumerate(clip.caption_windows)
+                    ],
                 }
             )
         for clip in video.filtered_clips:
