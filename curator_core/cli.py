@@ -28,44 +28,52 @@ def command(name: str, help_text: str):
     return decorator
 
 
-@command("demo", "the main job on embedded defaults: sample videos -> clips on local Ray")
+@command("demo", "the main job: a sample batch -> all four Dagster assets on local Ray (embedded defaults)")
 def _demo_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", default="outputs/demo", help="where sample inputs and outputs go")
+    parser.add_argument("--batch", default="demo-batch-0001", help="the batch (partition) name")
     parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
 
 @_demo_args.run
 def _demo(args: argparse.Namespace) -> int:
-    from curator_core.demo import run_demo
+    from curator_assets.demo import run_demo
 
-    summary = run_demo(args.root)
+    summary = run_demo(args.batch)
     if args.json:
-        print(json.dumps({k: v for k, v in summary.items() if k not in ("pipeline", "report")}, indent=2))
-        return 0 if not summary["failed"] else 1
-    print(summary["pipeline"], "\n")
-    print(summary["report"], "\n")
-    print(f"sample videos: {', '.join(summary['inputs'])}")
+        print(json.dumps(summary, indent=2, default=str))
+        return 0 if summary["success"] else 1
+    print(f"\nbatch {summary['batch']}: sample videos {', '.join(Path(v).name for v in summary['inputs'])}")
     print(
-        f"clips written: {len(summary['clips_written'])}, filtered: {len(summary['filtered'])}, "
-        f"failed: {len(summary['failed'])}"
+        f"Dagster run {summary['run_id']}: {'success' if summary['success'] else 'FAILED'} in {summary['wall_time_s']} s"
     )
-    for clip in summary["clips_written"]:
+    for clip in sorted(summary["clips"], key=lambda c: (c["source_uri"], c["span_start_s"])):
+        state = "kept    " if clip["kept"] else f"filtered ({clip['filtered_by']})"
+        caption = summary["captions"].get(clip["uuid"], "")
         print(
-            f"  {clip['uuid']}  {Path(clip['source']).name} {clip['span'][0]:.2f}-{clip['span'][1]:.2f}s  {clip['path']}"
+            f"  {clip['uuid'][:8]} {Path(clip['source_uri']).name} {clip['span_start_s']:.2f}-{clip['span_end_s']:.2f}s "
+            f"{state} {clip['media_uri'] or ''}"
+            + (f"\n           caption: {caption[:60]!r}" if caption else "")
         )
-    for item in summary["filtered"]:
-        print(
-            f"  filtered {Path(item['source']).name} {item['span'][0]:.2f}-{item['span'][1]:.2f}s: {item['reason']}"
-        )
-    print(f"\noutputs under {summary['output_root']} (clips/, previews/, metadata/)")
-    store = summary["store"]
-    print(f"clip store: {store['uri']} (batch {store['batch']}: {store['rows']})")
-    print(f"export it: .venv/bin/curator export clips --to parquet clips.parquet --store {store['uri']}")
-    print(f'search it: .venv/bin/curator search "a moving square" --k 3 --store {store["uri"]}')
+    for failure in summary["failures"]:
+        print(f"  failed: {failure['stage']} {failure['input']}: {failure['message']}")
+    print(
+        "asset checks: "
+        + ", ".join(f"{name} {'passed' if ok else 'FAILED'}" for name, ok in summary["checks"])
+    )
+    print(f"\nclip media and previews: {summary['output_root']}")
+    print(f"clip store (LanceDB): {summary['store_uri']}")
+    print(f'search it:  .venv/bin/curator search "a moving square" --k 3 --store {summary["store_uri"]}')
+    print(
+        f"export it:  .venv/bin/curator export clips --to parquet clips.parquet --store {summary['store_uri']}"
+    )
+    print(
+        f"open the UI: make ui   (= DAGSTER_HOME={Path.cwd()} .venv/bin/dagster dev, then http://127.0.0.1:3000)"
+    )
+    print("new batches: drop a folder of videos (+ an empty _READY file) into state/landing/ and turn on the "
+          "new_upload_batches sensor in the UI")  # fmt: skip
     for note in summary["notes"]:
         print(f"NOTE: {note}")
-    print("run your own videos: .venv/bin/curator run VIDEO_OR_FOLDER --out OUT_DIR")
-    return 0 if not summary["failed"] else 1
+    return 0 if summary["success"] else 1
 
 
 @command("run", "split, transcode, filter and write clips of INPUT videos (local Ray)")
@@ -106,6 +114,16 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
         "--aesthetic", choices=["off", "score", "filter"], default="off", help="needs --embed"
     )
     parser.add_argument("--aesthetic-threshold", type=float, default=3.5, help="LAION scale, about 1-10")
+    parser.add_argument(
+        "--caption", action="store_true", help="caption clips with a VLM (see `curator models`)"
+    )
+    parser.add_argument("--caption-model", default=None, help="model id (default: models.json's captioning)")
+    parser.add_argument("--caption-prompt", default=None, help="a custom captioning prompt")
+    parser.add_argument("--caption-window", type=int, default=64, help="frames per caption window (2 fps)")
+    parser.add_argument("--caption-max-tokens", type=int, default=256)
+    parser.add_argument(
+        "--enhance-captions", action="store_true", help="rewrite captions with the caption_enhancement LM"
+    )
     parser.add_argument("--store", default=None, help="also record the run in this clip store (LanceDB URI)")
     parser.add_argument("--batch", default="cli", help="batch key of the rows written to --store")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -139,6 +157,12 @@ def _run(args: argparse.Namespace) -> int:
         model_dir=args.model_dir,
         aesthetic=args.aesthetic,
         aesthetic_threshold=args.aesthetic_threshold,
+        caption=args.caption,
+        caption_model=args.caption_model,
+        caption_prompt=args.caption_prompt,
+        caption_window_frames=args.caption_window,
+        caption_max_new_tokens=args.caption_max_tokens,
+        enhance_captions=args.enhance_captions,
     )
     pipeline = split_pipeline(args.inputs, args.out, options)
     if not args.json:
@@ -199,6 +223,18 @@ def _models_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default="ViT-B-32", help="download: open_clip architecture")
     parser.add_argument("--tag", default="laion2b_s34b_b79k", help="download: open_clip pretrained tag")
     parser.add_argument(
+        "--hf",
+        default=None,
+        metavar="REPO",
+        help="download: a Hugging Face VLM or LM repository instead (e.g. Qwen/Qwen2.5-VL-3B-Instruct)",
+    )
+    parser.add_argument(
+        "--role",
+        choices=["captioning", "caption_enhancement"],
+        default="captioning",
+        help="download --hf: the role it is configured for",
+    )
+    parser.add_argument(
         "--dir", default=None, help="model directory (default: $CURATOR_MODEL_DIR or ./models)"
     )
 
@@ -208,13 +244,25 @@ def _models(args: argparse.Namespace) -> int:
     from curator_core.models import registry
     from curator_core.models.aesthetic import write_demo_aesthetic
     from curator_core.models.open_clip_model import DEMO_EMBED_DIM, download_model, write_demo_model
+    from curator_core.models.transformers_models import (
+        download_hf_model,
+        write_demo_text_model,
+        write_demo_vlm,
+    )
 
     if args.action == "demo":
         model_id = write_demo_model(args.dir)
         print(f"{model_id}: tiny RANDOM-weight open_clip model in {registry.model_path(model_id, args.dir)}")
         aesthetic = write_demo_aesthetic(DEMO_EMBED_DIM, model_id, args.dir)
         print(f"{aesthetic}: RANDOM-weight aesthetic MLP in {registry.model_path(aesthetic, args.dir)}")
+        for model_id in (write_demo_vlm(args.dir), write_demo_text_model(args.dir)):
+            print(
+                f"{model_id}: tiny RANDOM-weight transformers model in {registry.model_path(model_id, args.dir)}"
+            )
         print("it makes the pipeline run anywhere; its embeddings mean nothing")
+    elif args.action == "download" and args.hf:
+        model_id = download_hf_model(args.hf, args.role, args.dir)
+        print(f"{model_id}: downloaded to {registry.model_path(model_id, args.dir)} as the {args.role} model")
     elif args.action == "download":
         model_id = download_model(args.arch, args.tag, args.dir)
         print(f"{model_id}: downloaded to {registry.model_path(model_id, args.dir)}")

@@ -1,0 +1,97 @@
+"""Resources: where batches land and results go (CuratorSettings), and how pipelines reach Ray (RayRunner).
+
+Defaults are the embedded ones (folders under ./state, local Ray); every field can come from the
+environment in Dagster's usual way (e.g. `dg.EnvVar("CURATOR_STORE_URI")`) or from run config.
+"""
+
+import os
+import shlex
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from curator_core.batches import BatchSettings, StepSummary, run_step
+from curator_core.video.pipelines import SplitOptions
+
+STATE_DIR_ENV = "CURATOR_STATE_DIR"
+
+
+def state_dir() -> str:
+    return os.path.abspath(os.environ.get(STATE_DIR_ENV, "state"))
+
+
+class CuratorSettings(dg.ConfigurableResource):
+    """Locations shared by the sensor and the assets. Empty values mean <state dir>/landing, /outputs,
+    /store and ./models (the state dir is $CURATOR_STATE_DIR, default ./state)."""
+
+    landing: str = Field(default="", description="folder or fsspec URI whose subfolders are upload batches")
+    output_root: str = Field(default="", description="clip media go under <output_root>/<batch>/")
+    store_uri: str = Field(default="", description="clip store (LanceDB URI: folder, s3://, gs://)")
+    model_dir: str = Field(default="", description="model directory (default $CURATOR_MODEL_DIR or ./models)")
+
+    def landing_uri(self) -> str:
+        return self.landing or os.path.join(state_dir(), "landing")
+
+    def batch_settings(self, options: SplitOptions) -> BatchSettings:
+        options.model_dir = self.model_dir or options.model_dir
+        return BatchSettings(
+            landing=self.landing_uri(),
+            output_root=self.output_root or os.path.join(state_dir(), "outputs"),
+            store_uri=self.store_uri or os.path.join(state_dir(), "store"),
+            options=options,
+        )
+
+
+class RayRunner(dg.ConfigurableResource):
+    """Runs a step's pipeline on Ray.
+
+    address empty: an in-process driver on local Ray (started once per run process, private to this
+    project). address set (the cluster's dashboard, e.g. http://head:8265): the step is submitted as a Ray
+    job through dagster-ray's PipesRayJobClient, and Dagster Pipes carries its logs and summary back. A
+    `ray://` client address is refused: Ray Data cannot run over a client connection.
+    """
+
+    address: str = Field(default="", description="Ray dashboard address for job submission; empty: local")
+    num_cpus: int | None = Field(default=None, description="local Ray: CPUs to use (default: all)")
+    runtime_env: dict[str, Any] = Field(
+        default_factory=dict, description="Ray job runtime_env (the cluster needs curator installed)"
+    )
+    python: str = Field(default="python", description="the cluster's Python that runs the job entrypoint")
+    job_timeout_s: float = Field(default=6 * 3600, description="give up on a Ray job after this long")
+
+    def run_step(
+        self, context: dg.AssetExecutionContext, step: str, batch_key: str, settings: BatchSettings
+    ) -> StepSummary:
+        if self.address.startswith("ray://"):
+            raise dg.Failure(
+                f"RayRunner.address={self.address!r} is a Ray Client address; Ray Data cannot run over a "
+                "ray:// connection. Give the dashboard address (http://<head>:8265) to submit jobs."
+            )
+        if not self.address:
+            from curator_core.executors.ray import RayExecutor, ensure_ray
+
+            startup = ensure_ray(num_cpus=self.num_cpus)
+            if startup:
+                context.log.info(f"started local Ray in {startup:.1f} s")
+            return run_step(step, batch_key, settings, RayExecutor(num_cpus=self.num_cpus))
+        return self._submit(context, step, batch_key, settings)
+
+    def _submit(
+        self, context: dg.AssetExecutionContext, step: str, batch_key: str, settings: BatchSettings
+    ) -> StepSummary:
+        from dagster_ray import PipesRayJobClient
+
+        client = PipesRayJobClient(address=self.address, timeout=self.job_timeout_s)
+        invocation = client.run(
+            context=context,
+            submit_job_params={
+                "entrypoint": f"{shlex.quote(self.python)} -m curator_assets.remote_step",
+                "runtime_env": self.runtime_env,
+            },
+            extras={"step": step, "batch_key": batch_key, "settings": settings.to_json()},
+        )
+        summaries = [m for m in invocation.get_custom_messages() if isinstance(m, dict) and "step" in m]
+        if not summaries:
+            raise dg.Failure(f"the Ray job for {step} of {batch_key} reported no summary")
+        return StepSummary(**summaries[-1])

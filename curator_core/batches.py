@@ -1,0 +1,326 @@
+"""Curating one upload batch, step by step: `raw_videos` (inventory and probe), `clips` (split, transcode,
+filter, preview, write), `clip_embeddings` and `clip_captions` (on the stored clips). Each step builds its
+pipeline, runs it on Ray, replaces the batch's rows in the clip store and returns a JSON-able summary.
+
+Dagster-free: the Dagster assets call `run_step` in-process on local Ray, or submit
+`python -m curator_assets.remote_step` as a Ray job that calls it on a cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import logging
+import posixpath
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from curator_core import __version__
+from curator_core.executors.base import RunResult
+from curator_core.executors.ray import RayExecutor
+from curator_core.models import registry
+from curator_core.pipeline import Pipeline
+from curator_core.store import ClipStore, schemas
+from curator_core.store.records import (
+    Lineage,
+    caption_rows,
+    clip_rows,
+    embedding_rows,
+    failure_rows,
+    params_hash,
+    safe_content_hash,
+    video_rows,
+)
+from curator_core.store.store import embeddings_table_name
+from curator_core.tasks import FrameKey, VideoTask
+from curator_core.video.captioning import CaptionEnhancementStage, CaptionGenerationStage
+from curator_core.video.embedding import ClipEmbeddingStage
+from curator_core.video.frames import ClipFrameExtractionStage
+from curator_core.video.pipelines import SplitOptions, caption_stages, split_pipeline
+from curator_core.video.preview import thumbnail_jpeg
+from curator_core.video.reader import VideoReader
+from curator_core.video.stored_clips import StoredClipReader
+
+logger = logging.getLogger(__name__)
+
+STEPS = ("raw_videos", "clips", "clip_embeddings", "clip_captions")
+EMBED_FRAME_KEY = FrameKey(fps=1.0, height=224, width=224)
+PREVIEW_ROWS = 8
+
+
+@dataclass
+class BatchSettings:
+    """Where a batch comes from and goes to, and the knobs of its pipelines (all with working defaults).
+
+    landing: the folder or fsspec URI whose subfolders are upload batches.
+    output_root: clip media go under <output_root>/<batch>/ (clips/, previews/, metadata/).
+    store_uri: the clip store (LanceDB: a local folder or s3://, gs://...).
+    """
+
+    landing: str = "state/landing"
+    output_root: str = "state/outputs"
+    store_uri: str = "state/store"
+    options: SplitOptions = field(default_factory=SplitOptions)
+
+    def batch_uri(self, batch_key: str) -> str:
+        return posixpath.join(self.landing.rstrip("/"), batch_key)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> BatchSettings:
+        data = json.loads(text)
+        return cls(**{**data, "options": SplitOptions(**data["options"])})
+
+
+@dataclass
+class StepSummary:
+    """What a step did, for the console and the Dagster UI."""
+
+    step: str
+    batch_key: str
+    store_uri: str
+    tables: dict[str, int]  # table -> rows of this batch written
+    failures: list[dict[str, str]]  # stage, input, reason
+    pipeline_s: float  # the pipeline's own wall time (Ray start-up excluded)
+    video_seconds: float  # seconds of video processed
+    preview: list[dict[str, Any]]  # a few rows to show, with a data-URI thumbnail where there is media
+    notes: list[str]
+    models: dict[str, str] = field(default_factory=dict)  # role -> model id used
+
+    @property
+    def throughput(self) -> float:
+        """Seconds of video processed per second of pipeline time."""
+        return self.video_seconds / self.pipeline_s if self.pipeline_s > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def run_step(step: str, batch_key: str, settings: BatchSettings, executor=None) -> StepSummary:
+    """Run one step for one batch and record it in the store."""
+    if step not in STEPS:
+        raise ValueError(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
+    executor = executor or RayExecutor()
+    return _STEP_FUNCTIONS[step](batch_key, settings, executor)
+
+
+def _execute(pipeline: Pipeline, executor) -> tuple[RunResult, float]:
+    from curator_core.executors.ray import ensure_ray
+
+    if isinstance(executor, RayExecutor):
+        ensure_ray(executor.num_cpus, executor.address)
+    t0 = time.perf_counter()
+    result = pipeline.execute(executor)
+    return result, time.perf_counter() - t0
+
+
+def _lineage(step: str, batch_key: str, *configs: Any, model_id: str | None = None) -> Lineage:
+    return Lineage(batch_key, step, f"{__version__}/{step}", params_hash(*configs), model_id)
+
+
+def _video_tasks(result: RunResult) -> list[VideoTask]:
+    return [t for t in result.outputs if isinstance(t, VideoTask)]
+
+
+def _failures(result: RunResult, lineage: Lineage) -> tuple[list[dict], list[dict[str, str]]]:
+    rows = failure_rows(result, lineage)
+    return rows, [{"stage": r["stage"], "input": r["input"], "reason": r["message"]} for r in rows]
+
+
+def _write_failures(store: ClipStore, rows: list[dict], lineage: Lineage) -> int:
+    return store.replace_batch("failures", lineage.batch_key, rows, schemas.FAILURES, lineage.scope)
+
+
+def _raw_videos(batch_key: str, settings: BatchSettings, executor) -> StepSummary:
+    pipeline = Pipeline("raw_videos", [VideoReader([settings.batch_uri(batch_key)])])
+    result, seconds = _execute(pipeline, executor)
+    lineage = _lineage("raw_videos", batch_key, {"landing": settings.batch_uri(batch_key)})
+    store = ClipStore(settings.store_uri)
+    rows = video_rows(_video_tasks(result), lineage)
+    failure_table, failures = _failures(result, lineage)
+    tables = {
+        "videos": store.replace_batch("videos", batch_key, rows, schemas.VIDEOS),
+        "failures": _write_failures(store, failure_table, lineage),
+    }
+    preview, total = [], 0.0
+    for row in rows:
+        meta = json.loads(row["metadata_json"]) if row["metadata_json"] else {}
+        total += meta.get("duration_s") or 0.0
+        preview.append(
+            {
+                "video": posixpath.basename(row["source_uri"]),
+                "status": row["status"],
+                "duration_s": round(meta.get("duration_s") or 0.0, 2),
+                "size": f"{meta.get('width')}x{meta.get('height')}" if meta else "",
+                "codec": meta.get("video_codec"),
+                "error": row["error"] or "",
+            }
+        )
+    return StepSummary(
+        "raw_videos", batch_key, settings.store_uri, tables, failures, seconds, total, preview, []
+    )
+
+
+def _clips(batch_key: str, settings: BatchSettings, executor) -> StepSummary:
+    options = dataclasses.replace(settings.options, embed=False, caption=False)
+    output_root = posixpath.join(settings.output_root.rstrip("/"), batch_key)
+    pipeline = split_pipeline([settings.batch_uri(batch_key)], output_root, options)
+    pipeline.name = "clips"
+    result, seconds = _execute(pipeline, executor)
+    lineage = _lineage("clips", batch_key, options)
+    store = ClipStore(settings.store_uri)
+    tasks = _video_tasks(result)
+    hashes = {p: safe_content_hash(p) for p in {t.data.input_path for t in tasks}}
+    rows = clip_rows(tasks, lineage, hashes)
+    failure_table, failures = _failures(result, lineage)
+    tables = {
+        "clips": store.write_clips(batch_key, rows),
+        "failures": _write_failures(store, failure_table, lineage),
+    }
+    durations: dict[str, float] = {}
+    for task in tasks:
+        if task.data.metadata and task.data.metadata.duration_s:
+            durations[task.data.input_path] = task.data.metadata.duration_s
+    preview = [
+        {
+            "thumbnail": _thumbnail(row["media_uri"]),
+            "clip": row["uuid"][:8],
+            "video": posixpath.basename(row["source_uri"]),
+            "span_s": f"{row['span_start_s']:.2f}-{row['span_end_s']:.2f}",
+            "kept": row["kept"],
+            "filtered_by": row["filtered_by"] or "",
+            "motion": round(dict(row["scores"]).get("motion_global_mean", float("nan")), 5),
+        }
+        for row in sorted(rows, key=lambda r: (not r["kept"], r["source_uri"], r["span_start_s"]))[
+            :PREVIEW_ROWS
+        ]
+    ]
+    return StepSummary(
+        "clips",
+        batch_key,
+        settings.store_uri,
+        tables,
+        failures,
+        seconds,
+        sum(durations.values()),
+        preview,
+        [],
+    )
+
+
+def _clip_seconds(tasks: list[VideoTask]) -> float:
+    return sum(c.duration_s for t in tasks for c in t.data.clips)
+
+
+def _model_note(role: str, model_id: str, directory: str) -> list[str]:
+    card = registry.read_card(model_id, directory)
+    if card.get("random"):
+        return [f"{role} model {model_id} has RANDOM weights (a demo model): its output means nothing"]
+    return []
+
+
+def _clip_embeddings(batch_key: str, settings: BatchSettings, executor) -> StepSummary:
+    o = settings.options
+    directory = str(registry.model_dir(o.model_dir))
+    model_id = o.embedding_model or registry.configured("embedding", directory)
+    stages = [
+        StoredClipReader(settings.store_uri, batch_key),
+        ClipFrameExtractionStage(keys=[EMBED_FRAME_KEY]),
+        ClipEmbeddingStage(model=model_id, model_dir=directory, frame_key=EMBED_FRAME_KEY),
+    ]
+    result, seconds = _execute(Pipeline("clip_embeddings", stages), executor)
+    lineage = _lineage("clip_embeddings", batch_key, {"model": model_id}, model_id=model_id)
+    store = ClipStore(settings.store_uri)
+    tasks = _video_tasks(result)
+    rows = embedding_rows(tasks, model_id, lineage)
+    failure_table, failures = _failures(result, lineage)
+    table = embeddings_table_name(model_id)
+    tables = {
+        table: store.write_embeddings(batch_key, model_id, rows),
+        "failures": _write_failures(store, failure_table, lineage),
+    }
+    preview = [
+        {
+            "clip": r["uuid"][:8],
+            "dim": len(r["vector"]),
+            "first values": str([round(v, 3) for v in r["vector"][:4]]),
+        }
+        for r in rows[:PREVIEW_ROWS]
+    ]
+    return StepSummary(
+        "clip_embeddings",
+        batch_key,
+        settings.store_uri,
+        tables,
+        failures,
+        seconds,
+        _clip_seconds(tasks),
+        preview,
+        _model_note("embedding", model_id, directory),
+        {"embedding": model_id},
+    )
+
+
+def _clip_captions(batch_key: str, settings: BatchSettings, executor) -> StepSummary:
+    o = settings.options
+    directory = str(registry.model_dir(o.model_dir))
+    stages = [StoredClipReader(settings.store_uri, batch_key), *caption_stages(o)]
+    models = {
+        "captioning" if isinstance(s, CaptionGenerationStage) else "caption_enhancement": s.model
+        for s in stages
+        if isinstance(s, CaptionGenerationStage | CaptionEnhancementStage)
+    }
+    result, seconds = _execute(Pipeline("clip_captions", stages), executor)
+    lineage = _lineage("clip_captions", batch_key, o, model_id=models["captioning"])
+    store = ClipStore(settings.store_uri)
+    tasks = _video_tasks(result)
+    rows = caption_rows(tasks, lineage)
+    failure_table, failures = _failures(result, lineage)
+    tables = {
+        "clip_captions": store.replace_batch("clip_captions", batch_key, rows, schemas.CLIP_CAPTIONS),
+        "failures": _write_failures(store, failure_table, lineage),
+    }
+    preview = [
+        {"clip": r["uuid"][:8], "window": r["window"], "kind": r["kind"], "text": _short(r["text"])}
+        for r in rows[:PREVIEW_ROWS]
+    ]
+    notes = [n for role, m in models.items() for n in _model_note(role, m, directory)]
+    return StepSummary(
+        "clip_captions",
+        batch_key,
+        settings.store_uri,
+        tables,
+        failures,
+        seconds,
+        _clip_seconds(tasks),
+        preview,
+        notes,
+        models,
+    )
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _thumbnail(uri: str | None) -> str:
+    if not uri:
+        return ""
+    try:
+        return "data:image/jpeg;base64," + base64.b64encode(thumbnail_jpeg(uri)).decode()
+    except Exception as exc:  # noqa: BLE001 - a preview must never fail the step
+        logger.warning("no thumbnail for %s: %s", uri, exc)
+        return ""
+
+
+_STEP_FUNCTIONS = {
+    "raw_videos": _raw_videos,
+    "clips": _clips,
+    "clip_embeddings": _clip_embeddings,
+    "clip_captions": _clip_captions,
+}

@@ -1,0 +1,52 @@
+"""The Definitions load the way `dagster dev` loads them, and are what the issue asks for."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from curator_assets.definitions import defs
+from curator_assets.partitions import upload_batches
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_definitions_load_through_workspace_yaml_like_dagster_dev(tmp_path):
+    dagster = Path(sys.executable).parent / "dagster"
+    done = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env={"DAGSTER_HOME": str(tmp_path), "PATH": str(Path(sys.executable).parent)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_asset_shares_the_partitions_backfill_policy_and_group():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"raw_videos", "clips", "clip_embeddings", "clip_captions"}
+    policies = set()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.partitions_def == upload_batches
+        assert node.code_version and node.description and node.group_name == "video_curation"
+        policies.add(node.backfill_policy)
+    assert policies == {dg.BackfillPolicy.multi_run(max_partitions_per_run=1)}
+    parents = {
+        k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
+        for k in graph.get_all_asset_keys()
+    }
+    assert parents == {
+        "raw_videos": set(),
+        "clips": {"raw_videos"},
+        "clip_embeddings": {"clips"},
+        "clip_captions": {"clips"},
+    }
+    job = defs.resolve_job_def("curate_batch")
+    assert job.executor_def.name == "in_process"
