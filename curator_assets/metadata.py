@@ -45,6 +45,8 @@ def step_metadata(summary: StepSummary, table: str, schema: pa.Schema, run_s: fl
     }
     if summary.models:
         metadata["models"] = dg.MetadataValue.json(summary.models)
+    if summary.ray_job_id:
+        metadata["ray_job_id"] = dg.MetadataValue.text(summary.ray_job_id)
     metadata["demo_models"] = dg.MetadataValue.bool(bool(summary.notes))
     if summary.notes:
         metadata["notes"] = dg.MetadataValue.md("\n".join(f"- **{n}**" for n in summary.notes))

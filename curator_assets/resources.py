@@ -94,4 +94,5 @@ class RayRunner(dg.ConfigurableResource):
         summaries = [m for m in invocation.get_custom_messages() if isinstance(m, dict) and "step" in m]
         if not summaries:
             raise dg.Failure(f"the Ray job for {step} of {batch_key} reported no summary")
-        return StepSummary(**summaries[-1])
+        job_id = invocation.metadata.get("Ray Job ID")
+        return StepSummary(**{**summaries[-1], "ray_job_id": job_id.value if job_id else None})

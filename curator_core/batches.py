@@ -90,6 +90,7 @@ class StepSummary:
     preview: list[dict[str, Any]]  # a few rows to show, with a data-URI thumbnail where there is media
     notes: list[str]
     models: dict[str, str] = field(default_factory=dict)  # role -> model id used
+    ray_job_id: str | None = None  # set when the step ran as a submitted Ray job
 
     @property
     def throughput(self) -> float:
