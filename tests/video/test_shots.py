@@ -1,9 +1,10 @@
 import json
 
+import av
+import numpy as np
 import pytest
 
 from curator_core.cli import main
-from curator_core.video.samples import Shot, write_video
 from curator_core.video.shots import ContentShotDetector, VideoDecodeError
 
 
@@ -17,14 +18,75 @@ def test_a_moving_object_is_not_a_cut(moving_video):
     assert ContentShotDetector().detect_path(str(moving_video)).transitions == []
 
 
-def test_dip_to_black_is_one_gradual_transition(tmp_path):
-    path = write_video(
-        tmp_path / "dip.mp4",
-        [Shot(48, (200, 60, 60)), Shot(12, (0, 0, 0), motion=False), Shot(48, (60, 200, 60))],
-    )
-    result = ContentShotDetector().detect_path(str(path))
-    gradual = [t for t in result.transitions if t.kind == "gradual"]
-    assert len(gradual) == 1 and 46 <= gradual[0].start_frame <= 50 and 58 <= gradual[0].end_frame <= 61
+def _scene(seed: int, n: int, width=320, height=180) -> list[np.ndarray]:
+    """A textured still background with a square moving across it: motion inside one shot."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(30, 220, size=(height // 12, width // 12, 3)).astype(np.uint8)
+    base = np.kron(base, np.ones((12, 12, 1), np.uint8))[:height, :width]
+    out = []
+    for i in range(n):
+        img = base.copy()
+        x = 10 + (i * 5) % (width - 60)
+        img[60:100, x : x + 40] = 255
+        out.append(img)
+    return out
+
+
+def _write(path, frames, fps=24):
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "18"}
+        for i, img in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def _mix(a, b, t):
+    return (a.astype(np.float32) * (1 - t) + b.astype(np.float32) * t).round().astype(np.uint8)
+
+
+def test_synthetic_fade_dissolve_and_cut_at_their_frames(tmp_path):
+    a, b, c, d = _scene(1, 40), _scene(2, 80), _scene(3, 80), _scene(4, 40)
+    black = np.zeros_like(a[0])
+    frames = list(a)  # 0-39 shot A
+    frames += [_mix(a[-1], black, (i + 1) / 12) for i in range(12)]  # 40-51 fade out
+    frames += [black] * 6  # 52-57 black
+    frames += [_mix(black, b[i], (i + 1) / 12) for i in range(12)]  # 58-69 fade in
+    frames += b[12:52]  # 70-109 shot B
+    frames += [_mix(b[52 + i], c[i], (i + 1) / 17) for i in range(16)]  # 110-125 dissolve
+    frames += c[16:56]  # 126-165 shot C
+    frames += d  # 166-205 shot D: hard cut at 166
+    result = ContentShotDetector().detect_path(str(_write(tmp_path / "edits.mp4", frames)))
+    got = [(t.kind, t.start_frame, t.end_frame) for t in result.transitions]
+    assert len(got) == 3, got
+    (k1, s1, e1), (k2, s2, e2), (k3, s3, e3) = got
+    assert k1 == "gradual" and 38 <= s1 <= 46 and 64 <= e1 <= 72  # fade out, black, fade in: one
+    assert k2 == "gradual" and 106 <= s2 <= 116 and 118 <= e2 <= 128  # dissolve
+    assert (k3, s3, e3) == ("hard", 166, 166)
+    assert result.transitions[2].start_pts_s == pytest.approx(166 / 24)
+
+
+def test_an_eight_frame_shot_keeps_both_its_cuts(tmp_path):
+    frames = _scene(5, 30) + _scene(6, 8) + _scene(7, 30)
+    result = ContentShotDetector().detect_path(str(_write(tmp_path / "short.mp4", frames)))
+    assert [(t.kind, t.start_frame) for t in result.transitions] == [("hard", 30), ("hard", 38)]
+
+
+def test_rgb_frames_in_memory_give_the_same_cuts(three_shots):
+    with av.open(str(three_shots)) as container:
+        decoded = [
+            (f.to_ndarray(format="rgb24", width=96, height=54), float(f.time))
+            for f in container.decode(video=0)
+        ]
+    frames = np.stack([f for f, _ in decoded])
+    pts = np.array([t for _, t in decoded])
+    assert [t.start_frame for t in ContentShotDetector().detect_frames(frames, pts)] == [48, 96]
 
 
 def test_vfr_file_cuts_carry_the_same_pts_as_its_constant_rate_twin(shared_videos):
