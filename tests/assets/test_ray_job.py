@@ -35,11 +35,22 @@ def ray_head():
     """A separate single-node Ray cluster with the job server, as a deployment would have."""
     temp = tempfile.mkdtemp(prefix="/tmp/rh")  # Ray's socket paths must stay short
     port, dashboard = _free_port(), _free_port()
+    # Its agents need ports of their own: another Ray (the test session's) holds the default ones.
+    agent_ports = [
+        f"--{flag}={_free_port()}"
+        for flag in (
+            "dashboard-agent-listen-port",
+            "dashboard-agent-grpc-port",
+            "metrics-export-port",
+            "runtime-env-agent-port",
+            "ray-client-server-port",
+        )
+    ]
     ray = Path(sys.executable).parent / "ray"
     process = subprocess.Popen(
         [str(ray), "start", "--head", "--block", f"--port={port}", f"--dashboard-port={dashboard}",
          "--dashboard-host=127.0.0.1", "--num-cpus=2", f"--temp-dir={temp}", "--include-dashboard=true",
-         "--disable-usage-stats"],
+         "--disable-usage-stats", *agent_ports],
         env={**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": ""},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -47,7 +58,7 @@ def ray_head():
     )  # fmt: skip
     address = f"http://127.0.0.1:{dashboard}"
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 180
         while True:
             assert process.poll() is None, "ray start --head exited"
             try:
@@ -57,6 +68,7 @@ def ray_head():
                 if time.time() > deadline:
                     raise
                 time.sleep(1)
+        _wait_for_job_agent(address, deadline)
         yield address
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -64,6 +76,24 @@ def ray_head():
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def _wait_for_job_agent(address: str, deadline: float) -> None:
+    """The dashboard answers before its job agent is up; submit a no-op job until one is accepted."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    while True:
+        try:
+            job = client.submit_job(entrypoint="true")
+            break
+        except RuntimeError as exc:
+            if "agent" not in str(exc) or time.time() > deadline:
+                raise
+            time.sleep(1)
+    while client.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+        assert time.time() < deadline, "the no-op Ray job did not finish"
+        time.sleep(0.5)
 
 
 def test_steps_run_as_ray_jobs_with_pipes(ray_head, workdir, three_shots, static_video):
