@@ -28,12 +28,18 @@ import numpy as np
 from curator_core import Pipeline, RayExecutor
 from curator_core.executors.ray import ensure_ray
 from curator_core.video.reader import VideoReader
+from curator_core.video.samples import encode_frames
 from curator_core.video.splitting import FixedStrideSplittingStage, fixed_stride_spans
 from curator_core.video.transcoding import ClipTranscodingStage
 from curator_core.video.writer import ClipWriterStage
 
 CACHE = Path(tempfile.gettempdir()) / "curator-bench-inputs"
 PRESET, CRF, CLIP_S = "veryfast", 23, 10.0
+
+
+def _fast_x264(fps: int) -> dict[str, str]:
+    """How benchmark inputs are made: quickly, with a keyframe every 2 s."""
+    return {"preset": "ultrafast", "crf": "23", "g": str(fps * 2)}
 
 
 def make_input(path: Path, seconds: int, width: int, height: int, fps: int = 30, seed: int = 0) -> Path:
@@ -43,11 +49,8 @@ def make_input(path: Path, seconds: int, width: int, height: int, fps: int = 30,
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width]
-    tmp = path.with_suffix(".part.mp4")
-    with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "23", "g": str(fps * 2)}
+
+    def frames():
         colors = rng.integers(0, 255, size=(8, 3))
         for i in range(seconds * fps):
             if i % (fps * 4) == 0:
@@ -60,12 +63,9 @@ def make_input(path: Path, seconds: int, width: int, height: int, fps: int = 30,
                 x = (k * 150 + i * (k + 1) * 2) % (width - 96)
                 y = (k * 80 + i * 3) % (height - 96)
                 img[y : y + 96, x : x + 96] = color
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+            yield img
+
+    tmp = encode_frames(path.with_suffix(".part.mp4"), frames(), width, height, fps, options=_fast_x264(fps))
     tmp.rename(path)
     return path
 
@@ -119,18 +119,8 @@ def make_long_input(path: Path, seconds: int, width: int = 1920, height: int = 1
             0, 255, 3
         )
         frames.append(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p"))
-    tmp = path.with_suffix(".part.mp4")
-    with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "23", "g": str(fps * 2)}
-        for i in range(seconds * fps):
-            frame = frames[i % len(frames)]
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    looped = (frames[i % len(frames)] for i in range(seconds * fps))
+    tmp = encode_frames(path.with_suffix(".part.mp4"), looped, width, height, fps, options=_fast_x264(fps))
     tmp.rename(path)
     return path
 

@@ -4,7 +4,6 @@ caption."""
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 
 import av
@@ -49,22 +48,31 @@ CAPTION_CHECKS = [
 
 
 def clip_checks(store: ClipStore, batch_key: str) -> list[dg.AssetCheckResult]:
-    all_ids = store.rows("clips").column("uuid").to_pylist()
-    repeated = sorted(u for u, n in Counter(all_ids).items() if n > 1)
-    rows = store.rows("clips", f"{_batch(batch_key)} AND kept = true").to_pylist()
+    batch_rows = store.rows("clips", _batch(batch_key)).to_pylist()
+    # This batch's ids anywhere in the store (a query on the batch's ids, not a scan of every clip).
+    ids = sorted({r["uuid"] for r in batch_rows})
+    in_store = (
+        store.rows("clips", "uuid IN (" + ", ".join(sql_literal(u) for u in ids) + ")")
+        .column("uuid")
+        .to_pylist()
+        if ids
+        else []
+    )
+    repeated = sorted(u for u, n in Counter(in_store).items() if n > 1)
+    rows = [r for r in batch_rows if r["kept"]]
     missing, undecodable = [], []
     for i, row in enumerate(sorted(rows, key=lambda r: r["uuid"])):
         fs, path = fsspec.core.url_to_fs(row["media_uri"] or "")
         if not row["media_uri"] or not fs.exists(path):
             missing.append(row["uuid"])
-        elif i < DECODE_SAMPLE and not _decodes(fs.cat_file(path)):
+        elif i < DECODE_SAMPLE and not _decodes(fs, path):
             undecodable.append(row["uuid"])
     return [
         dg.AssetCheckResult(
             check_name="clip_ids_unique",
             asset_key="clips",
             passed=not repeated,
-            metadata={"clips_in_store": len(all_ids), "repeated_ids": repeated[:20]},
+            metadata={"batch_clip_ids": len(ids), "repeated_ids": repeated[:20]},
         ),
         dg.AssetCheckResult(
             check_name="clip_files_exist_and_decode",
@@ -80,9 +88,9 @@ def clip_checks(store: ClipStore, batch_key: str) -> list[dg.AssetCheckResult]:
     ]
 
 
-def _decodes(data: bytes) -> bool:
+def _decodes(fs, path: str) -> bool:
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with fs.open(path, "rb") as handle, av.open(handle) as container:
             frames = sum(1 for _ in container.decode(video=0))
         return frames > 0
     except (av.error.FFmpegError, IndexError, ValueError):
@@ -100,16 +108,7 @@ def embedding_checks(store: ClipStore, batch_key: str, model_id: str) -> list[dg
     norms = np.linalg.norm(vectors, axis=1) if len(vectors) else np.ones(0)
     off = int((np.abs(norms - 1.0) > 1e-3).sum())
     return [
-        dg.AssetCheckResult(
-            check_name="every_kept_clip_has_an_embedding",
-            asset_key="clip_embeddings",
-            passed=kept <= have,
-            metadata={
-                "kept_clips": len(kept),
-                "embedded": len(have & kept),
-                "missing": sorted(kept - have)[:20],
-            },
-        ),
+        _every_kept_clip_has("every_kept_clip_has_an_embedding", "clip_embeddings", kept, have),
         dg.AssetCheckResult(
             check_name="embeddings_finite_unit_norm",
             asset_key="clip_embeddings",
@@ -123,15 +122,13 @@ def caption_checks(store: ClipStore, batch_key: str) -> list[dg.AssetCheckResult
     kept = kept_clip_ids(store, batch_key)
     rows = store.rows("clip_captions", f"{_batch(batch_key)} AND kind = 'caption'")
     have = set(rows.column("uuid").to_pylist()) if rows.num_rows else set()
-    return [
-        dg.AssetCheckResult(
-            check_name="every_kept_clip_has_a_caption",
-            asset_key="clip_captions",
-            passed=kept <= have,
-            metadata={
-                "kept_clips": len(kept),
-                "captioned": len(have & kept),
-                "missing": sorted(kept - have)[:20],
-            },
-        )
-    ]
+    return [_every_kept_clip_has("every_kept_clip_has_a_caption", "clip_captions", kept, have)]
+
+
+def _every_kept_clip_has(check_name: str, asset: str, kept: set[str], have: set[str]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        asset_key=asset,
+        passed=kept <= have,
+        metadata={"kept_clips": len(kept), "covered": len(have & kept), "missing": sorted(kept - have)[:20]},
+    )

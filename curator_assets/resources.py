@@ -4,6 +4,7 @@ Defaults are the embedded ones (folders under ./state, local Ray); every field c
 environment in Dagster's usual way (e.g. `dg.EnvVar("CURATOR_STORE_URI")`) or from run config.
 """
 
+import dataclasses
 import os
 import shlex
 from typing import Any
@@ -34,7 +35,7 @@ class CuratorSettings(dg.ConfigurableResource):
         return self.landing or os.path.join(state_dir(), "landing")
 
     def batch_settings(self, options: SplitOptions) -> BatchSettings:
-        options.model_dir = self.model_dir or options.model_dir
+        options = dataclasses.replace(options, model_dir=self.model_dir or options.model_dir)
         return BatchSettings(
             landing=self.landing_uri(),
             output_root=self.output_root or os.path.join(state_dir(), "outputs"),

@@ -34,11 +34,9 @@ from curator_core.store.records import (
     video_rows,
 )
 from curator_core.store.store import embeddings_table_name
-from curator_core.tasks import FrameKey, VideoTask
-from curator_core.video.captioning import CaptionEnhancementStage, CaptionGenerationStage
-from curator_core.video.embedding import ClipEmbeddingStage
-from curator_core.video.frames import ClipFrameExtractionStage
-from curator_core.video.pipelines import SplitOptions, caption_stages, split_pipeline
+from curator_core.tasks import VideoTask
+from curator_core.video.model_stage import ClipModelStage
+from curator_core.video.pipelines import SplitOptions, caption_stages, embedding_stages, split_pipeline
 from curator_core.video.preview import thumbnail_jpeg
 from curator_core.video.reader import VideoReader
 from curator_core.video.stored_clips import StoredClipReader
@@ -46,7 +44,6 @@ from curator_core.video.stored_clips import StoredClipReader
 logger = logging.getLogger(__name__)
 
 STEPS = ("raw_videos", "clips", "clip_embeddings", "clip_captions")
-EMBED_FRAME_KEY = FrameKey(fps=1.0, height=224, width=224)
 PREVIEW_ROWS = 8
 
 
@@ -217,22 +214,25 @@ def _clip_seconds(tasks: list[VideoTask]) -> float:
     return sum(c.duration_s for t in tasks for c in t.data.clips)
 
 
-def _model_note(role: str, model_id: str, directory: str) -> list[str]:
-    card = registry.read_card(model_id, directory)
-    if card.get("random"):
-        return [f"{role} model {model_id} has RANDOM weights (a demo model): its output means nothing"]
-    return []
+def _models(stages: list) -> dict[str, str]:
+    """role -> model id of the pipeline's model stages."""
+    return {s.role: s.model for s in stages if isinstance(s, ClipModelStage)}
+
+
+def _model_notes(models: dict[str, str], directory: str) -> list[str]:
+    return [
+        f"{role} model {model_id} has RANDOM weights (a demo model): its output means nothing"
+        for role, model_id in models.items()
+        if registry.read_card(model_id, directory).get("random")
+    ]
 
 
 def _clip_embeddings(batch_key: str, settings: BatchSettings, executor) -> StepSummary:
     o = settings.options
     directory = str(registry.model_dir(o.model_dir))
-    model_id = o.embedding_model or registry.configured("embedding", directory)
-    stages = [
-        StoredClipReader(settings.store_uri, batch_key),
-        ClipFrameExtractionStage(keys=[EMBED_FRAME_KEY]),
-        ClipEmbeddingStage(model=model_id, model_dir=directory, frame_key=EMBED_FRAME_KEY),
-    ]
+    stages = [StoredClipReader(settings.store_uri, batch_key), *embedding_stages(o)]
+    models = _models(stages)
+    model_id = models["embedding"]
     result, seconds = _execute(Pipeline("clip_embeddings", stages), executor)
     lineage = _lineage("clip_embeddings", batch_key, {"model": model_id}, model_id=model_id)
     store = ClipStore(settings.store_uri)
@@ -261,8 +261,8 @@ def _clip_embeddings(batch_key: str, settings: BatchSettings, executor) -> StepS
         seconds,
         _clip_seconds(tasks),
         preview,
-        _model_note("embedding", model_id, directory),
-        {"embedding": model_id},
+        _model_notes(models, directory),
+        models,
     )
 
 
@@ -270,11 +270,7 @@ def _clip_captions(batch_key: str, settings: BatchSettings, executor) -> StepSum
     o = settings.options
     directory = str(registry.model_dir(o.model_dir))
     stages = [StoredClipReader(settings.store_uri, batch_key), *caption_stages(o)]
-    models = {
-        "captioning" if isinstance(s, CaptionGenerationStage) else "caption_enhancement": s.model
-        for s in stages
-        if isinstance(s, CaptionGenerationStage | CaptionEnhancementStage)
-    }
+    models = _models(stages)
     result, seconds = _execute(Pipeline("clip_captions", stages), executor)
     lineage = _lineage("clip_captions", batch_key, o, model_id=models["captioning"])
     store = ClipStore(settings.store_uri)
@@ -289,7 +285,6 @@ def _clip_captions(batch_key: str, settings: BatchSettings, executor) -> StepSum
         {"clip": r["uuid"][:8], "window": r["window"], "kind": r["kind"], "text": _short(r["text"])}
         for r in rows[:PREVIEW_ROWS]
     ]
-    notes = [n for role, m in models.items() for n in _model_note(role, m, directory)]
     return StepSummary(
         "clip_captions",
         batch_key,
@@ -299,7 +294,7 @@ def _clip_captions(batch_key: str, settings: BatchSettings, executor) -> StepSum
         seconds,
         _clip_seconds(tasks),
         preview,
-        notes,
+        _model_notes(models, directory),
         models,
     )
 

@@ -9,7 +9,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from curator_core.models.registry import configured
 from curator_core.models.transformers_models import TextModel, VisionLanguageModel
 from curator_core.resources import Resources
 from curator_core.stage import ProcessingStage
@@ -111,10 +110,8 @@ class CaptionGenerationStage(ClipModelStage):
     batch_size: int = 4
     resources: Resources = Resources(cpus=1.0)
     error_key: ClassVar[str] = "captioning"
-
-    def load_model(self) -> VisionLanguageModel:
-        model_id = self.model or configured("captioning", self.model_dir)
-        return VisionLanguageModel.load(model_id, self.model_dir, self.device)
+    role: ClassVar[str] = "captioning"
+    model_class: ClassVar[type] = VisionLanguageModel
 
     def run_model(self, tasks: list[VideoTask]) -> None:
         work: list[tuple[Clip, CaptionWindow, np.ndarray]] = []
@@ -160,10 +157,8 @@ class CaptionEnhancementStage(ClipModelStage):
     name: str = "caption_enhancement"
     batch_size: int = 4
     resources: Resources = Resources(cpus=1.0)
-
-    def load_model(self) -> TextModel:
-        model_id = self.model or configured("caption_enhancement", self.model_dir)
-        return TextModel.load(model_id, self.model_dir, self.device)
+    role: ClassVar[str] = "caption_enhancement"
+    model_class: ClassVar[type] = TextModel
 
     def run_model(self, tasks: list[VideoTask]) -> None:
         work: list[tuple[CaptionWindow, str]] = []

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from curator_core.models.open_clip_model import OpenClipModel
-from curator_core.models.registry import configured
 from curator_core.resources import Resources
 from curator_core.tasks import Clip, FrameKey, VideoTask
 from curator_core.video.model_stage import ClipModelStage
@@ -35,10 +35,8 @@ class ClipEmbeddingStage(ClipModelStage):
     name: str = "clip_embedding"
     batch_size: int = 4
     resources: Resources = Resources(cpus=1.0)
-
-    def load_model(self) -> OpenClipModel:
-        model_id = self.model or configured("embedding", self.model_dir)
-        return OpenClipModel.load(model_id, self.model_dir, self.device)
+    role: ClassVar[str] = "embedding"
+    model_class: ClassVar[type] = OpenClipModel
 
     def run_model(self, tasks: list[VideoTask]) -> None:
         clips: list[Clip] = []

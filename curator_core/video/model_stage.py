@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
+from curator_core.models.registry import configured
 from curator_core.stage import ProcessingStage, WorkerMetadata
 from curator_core.tasks import VideoTask
 
 
 class ClipModelStage(ProcessingStage[VideoTask, VideoTask]):
     """Loads its model once per worker in `setup` (torch threads matched to the worker's CPUs) and runs it
-    over the clips of every task of a `process_batch` call together. Subclasses give `load_model` and
-    `run_model`; the loaded model is `self._model` and has a `model_id`."""
+    over the clips of every task of a `process_batch` call together.
+
+    Subclasses declare the fields `model` (a model id; None: the `role` model of models.json),
+    `model_dir` and `device`, the class attributes `role` and `model_class` (whose `load(model_id,
+    model_dir, device)` returns an object with a `model_id`), and `run_model`."""
+
+    role: ClassVar[str]
+    model_class: ClassVar[type]
 
     def inputs(self) -> tuple[list[str], list[str]]:
         return [], ["clips"]
@@ -20,8 +27,9 @@ class ClipModelStage(ProcessingStage[VideoTask, VideoTask]):
     def outputs(self) -> tuple[list[str], list[str]]:
         return [], ["clips"]
 
-    @abstractmethod
-    def load_model(self) -> Any: ...
+    def load_model(self) -> Any:
+        model_id = self.model or configured(self.role, self.model_dir)
+        return self.model_class.load(model_id, self.model_dir, self.device)
 
     @abstractmethod
     def run_model(self, tasks: list[VideoTask]) -> None: ...

@@ -23,6 +23,8 @@ from curator_core.video.splitting import FixedStrideSplittingStage, ShotSplittin
 from curator_core.video.transcoding import ClipTranscodingStage
 from curator_core.video.writer import ClipWriterStage
 
+EMBED_FRAME_KEY = FrameKey(fps=1.0, height=224, width=224)
+
 
 @dataclass
 class SplitOptions:
@@ -87,27 +89,38 @@ def split_pipeline(inputs: list[str], output_root: str, options: SplitOptions | 
     if o.previews:
         stages.append(PreviewStage())
     if o.embed:
-        key = FrameKey(fps=1.0, height=224, width=224)
-        stages.append(ClipFrameExtractionStage(keys=[key]))
-        # Resolved here, on the driver: workers may run elsewhere, with another working directory.
-        directory = str(registry.model_dir(o.model_dir))
-        model_id = o.embedding_model or registry.configured("embedding", directory)
-        stages.append(ClipEmbeddingStage(model=model_id, model_dir=directory, frame_key=key))
-        if o.aesthetic != "off":
-            stages.append(
-                AestheticFilterStage(
-                    threshold=o.aesthetic_threshold,
-                    score_only=o.aesthetic == "score",
-                    model=registry.configured("aesthetic", directory),
-                    model_dir=directory,
-                )
-            )
+        stages += embedding_stages(o)
     if o.caption:
         stages += caption_stages(o)
     stages.append(ClipWriterStage(output_root=output_root))
     return Pipeline(
         "split_transcode", stages, description="read, split, transcode, motion filter, preview, write"
     )
+
+
+def embedding_stages(o: SplitOptions) -> list:
+    """frames at 1 fps, 224 px -> open_clip clip embeddings (-> aesthetic scores or filter)."""
+    # Model ids and the model directory are resolved here, on the driver: workers may run elsewhere,
+    # with another working directory.
+    directory = str(registry.model_dir(o.model_dir))
+    stages = [
+        ClipFrameExtractionStage(keys=[EMBED_FRAME_KEY]),
+        ClipEmbeddingStage(
+            model=o.embedding_model or registry.configured("embedding", directory),
+            model_dir=directory,
+            frame_key=EMBED_FRAME_KEY,
+        ),
+    ]
+    if o.aesthetic != "off":
+        stages.append(
+            AestheticFilterStage(
+                threshold=o.aesthetic_threshold,
+                score_only=o.aesthetic == "score",
+                model=registry.configured("aesthetic", directory),
+                model_dir=directory,
+            )
+        )
+    return stages
 
 
 def caption_stages(o: SplitOptions) -> list:

@@ -3,6 +3,7 @@ the tests, where exact ground truth matters."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -30,18 +31,9 @@ def write_video(
     gop: int = 48,
 ) -> Path:
     """Write shots back to back; the first frame of shot k is a hard cut. Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"g": str(gop), "preset": "ultrafast"} if codec == "libx264" else {"g": str(gop)}
-        if sar is not None:
-            stream.codec_context.sample_aspect_ratio = sar
-        if rotation:
-            stream.set_display_rotation(rotation)
-        index = 0
+
+    def frames():
         for shot in shots:
             base = np.empty((height, width, 3), np.uint8)
             base[:] = shot.color
@@ -53,11 +45,42 @@ def write_video(
                 x = (i * 6) % max(1, width - size) if shot.motion else width // 3
                 y = height // 3
                 img[y : y + size, x : x + size] = 255 - np.asarray(shot.color, np.uint8)
-                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-                frame.pts = index
-                index += 1
-                for packet in stream.encode(frame):
-                    container.mux(packet)
+                yield img
+
+    def setup(stream) -> None:
+        if sar is not None:
+            stream.codec_context.sample_aspect_ratio = sar
+        if rotation:
+            stream.set_display_rotation(rotation)
+
+    options = {"g": str(gop), "preset": "ultrafast"} if codec == "libx264" else {"g": str(gop)}
+    return encode_frames(path, frames(), width, height, fps, codec, options, setup)
+
+
+def encode_frames(
+    path: str | Path,
+    frames: Iterable[np.ndarray | av.VideoFrame],
+    width: int,
+    height: int,
+    fps: int,
+    codec: str = "libx264",
+    options: dict[str, str] | None = None,
+    setup: Callable[[av.video.stream.VideoStream], None] | None = None,
+) -> Path:
+    """Encode RGB arrays (or ready VideoFrames) at `fps`, one PTS step each, into `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = options or {}
+        if setup is not None:
+            setup(stream)
+        for index, img in enumerate(frames):
+            frame = img if isinstance(img, av.VideoFrame) else av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
     return path

@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
 import av
 import numpy as np
@@ -68,8 +70,7 @@ class SmallFrames:
         h, w = y.shape[1] // 2 * 2, y.shape[2] // 2 * 2
         half = lambda p: p[:, :h, :w].reshape(len(p), h // 2, 2, w // 2, 2).mean(axis=(2, 4))  # noqa: E731
         pts = np.asarray(pts_s, np.float64)
-        step = float(np.median(np.diff(pts))) if len(pts) > 1 else 0.0
-        return cls(y, half(u), half(v), pts, float(pts[-1] + step) if len(pts) else 0.0)
+        return cls(y, half(u), half(v), pts, _end_time(pts))
 
 
 def _shrink(plane: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -88,64 +89,95 @@ def _plane(frame: av.VideoFrame, index: int, rows: int, cols: int) -> np.ndarray
     return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:rows, :cols]
 
 
+def _end_time(pts: np.ndarray) -> float:
+    """The end of the last frame: its PTS plus the median frame duration."""
+    if not len(pts):
+        return 0.0
+    return float(pts[-1] + (np.median(np.diff(pts)) if len(pts) > 1 else 0.0))
+
+
+def _decode(
+    uri: str, convert: Callable[[av.VideoFrame], Any], threads: int = 0, options: dict | None = None
+) -> tuple[list, np.ndarray, float, str | None]:
+    """`convert(frame)` of every decoded frame, in PTS order, with PTS seconds, the end time and why
+    decoding stopped early (a damaged stream keeps the frames decoded before the damage)."""
+    out, pts = [], []
+    error = None
+    try:
+        with open_container(uri) as container:
+            stream = video_stream(container, uri)
+            if threads != 1:
+                stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = threads
+            if options:
+                stream.codec_context.options = options
+            tb = float(stream.time_base)
+            try:
+                for frame in container.decode(stream):
+                    if frame.pts is not None:
+                        out.append(convert(frame))
+                        pts.append(frame.pts * tb)
+            except av.error.FFmpegError as exc:
+                error = f"decoding stopped after {len(out)} frames ({type(exc).__name__}: {exc})"
+    except VideoInputError as exc:
+        raise VideoDecodeError(str(exc)) from exc
+    if not out:
+        raise VideoDecodeError(error or f"no decodable video frames: {uri}")
+    order = np.argsort(np.asarray(pts), kind="stable")
+    pts_arr = np.asarray(pts)[order]
+    return [out[i] for i in order], pts_arr, _end_time(pts_arr), error
+
+
 def decode_small(uri: str, width: int = 96, height: int = 54, threads: int = 1) -> SmallFrames:
     """Decode every frame, cheaply: the in-loop deblocking filter is skipped (cuts do not need it) and
     the YUV planes are averaged down with numpy (no RGB conversion, no swscale at full size). One decoder
     thread by default: the least CPU per frame (measured 5.0 vs 6.5 CPU s on 1080p H.264); a pipeline
     runs many videos side by side. `threads=0` lets FFmpeg pick."""
-    ys, us, vs, pts = [], [], [], []
-    error = None
-    try:
-        with open_container(uri) as container:
-            stream = video_stream(container, uri)
-            if threads == 1:
-                stream.codec_context.thread_count = 1
-            else:
-                stream.thread_type = "AUTO"
-                stream.codec_context.thread_count = threads
-            stream.codec_context.options = {"skip_loop_filter": "all"}
-            tb = float(stream.time_base)
-            try:
-                for frame in container.decode(stream):
-                    if frame.pts is None:
-                        continue
-                    if frame.format.name not in ("yuv420p", "yuvj420p"):
-                        frame = frame.reformat(format="yuv420p")
-                    rows, cols = frame.height, frame.width
-                    ys.append(_shrink(_plane(frame, 0, rows, cols), height, width))
-                    us.append(
-                        _shrink(_plane(frame, 1, (rows + 1) // 2, (cols + 1) // 2), height // 2, width // 2)
-                    )
-                    vs.append(
-                        _shrink(_plane(frame, 2, (rows + 1) // 2, (cols + 1) // 2), height // 2, width // 2)
-                    )
-                    pts.append(frame.pts * tb)
-            except av.error.FFmpegError as exc:
-                error = f"decoding stopped after {len(ys)} frames ({type(exc).__name__}: {exc})"
-    except VideoInputError as exc:
-        raise VideoDecodeError(str(exc)) from exc
-    if not ys:
-        raise VideoDecodeError(error or f"no decodable video frames: {uri}")
-    order = np.argsort(np.asarray(pts), kind="stable")
-    pts_arr = np.asarray(pts)[order]
-    step = float(np.median(np.diff(pts_arr))) if len(pts_arr) > 1 else 0.0
-    stack = lambda planes: np.stack(planes)[order]  # noqa: E731
-    return SmallFrames(stack(ys), stack(us), stack(vs), pts_arr, float(pts_arr[-1] + step), error)
+
+    def planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if frame.format.name not in ("yuv420p", "yuvj420p"):
+            frame = frame.reformat(format="yuv420p")
+        rows, cols = frame.height, frame.width
+        chroma = ((rows + 1) // 2, (cols + 1) // 2)
+        return (
+            _shrink(_plane(frame, 0, rows, cols), height, width),
+            _shrink(_plane(frame, 1, *chroma), height // 2, width // 2),
+            _shrink(_plane(frame, 2, *chroma), height // 2, width // 2),
+        )
+
+    frames, pts, end, error = _decode(uri, planes, threads, {"skip_loop_filter": "all"})
+    y, u, v = (np.stack(p) for p in zip(*frames, strict=True))
+    return SmallFrames(y, u, v, pts, end, error)
+
+
+def decode_rgb(uri: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray, float, str | None]:
+    """Every frame as (N, height, width, 3) uint8 RGB (scaled by swscale), PTS seconds, end time, error."""
+    frames, pts, end, error = _decode(
+        uri, lambda frame: frame.to_ndarray(width=width, height=height, format="rgb24")
+    )
+    return np.stack(frames), pts, end, error
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[first, last] index of every run of True values."""
+    padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 class ShotDetector(ABC):
-    """Feed decoded frames (or a path), get transitions."""
+    """Feed decoded frames (or a path), get transitions. A path is decoded by PyAV to RGB frames of
+    `decode_size` (width, height) unless the detector has a cheaper way."""
+
+    decode_size: ClassVar[tuple[int, int]] = (96, 54)
 
     @abstractmethod
-    def detect_small(self, frames: SmallFrames) -> list[Transition]: ...
-
     def detect_frames(self, frames: np.ndarray, pts_s: np.ndarray) -> list[Transition]:
-        """(N, H, W, 3) uint8 RGB frames (any size; ~96x54 is plenty) and their PTS seconds."""
-        return self.detect_small(SmallFrames.from_rgb(frames, pts_s))
+        """(N, H, W, 3) uint8 RGB frames and their PTS seconds."""
 
     def detect_path(self, uri: str) -> DetectionResult:
-        small = decode_small(uri)
-        return DetectionResult(self.detect_small(small), len(small.y), small.end_s, small.pts_s, small.error)
+        frames, pts, end, error = decode_rgb(uri, *self.decode_size)
+        return DetectionResult(self.detect_frames(frames, pts), len(frames), end, pts, error)
 
 
 @dataclass
@@ -202,13 +234,21 @@ class ContentShotDetector(ShotDetector):
         out[1:] = np.maximum(4 * diff, hist)
         return out
 
+    def detect_frames(self, frames: np.ndarray, pts_s: np.ndarray) -> list[Transition]:
+        """Any frame size works; about 96x54 is plenty."""
+        return self.detect_small(SmallFrames.from_rgb(frames, pts_s))
+
+    def detect_path(self, uri: str) -> DetectionResult:
+        small = decode_small(uri, *self.decode_size)
+        return DetectionResult(self.detect_small(small), len(small.y), small.end_s, small.pts_s, small.error)
+
     def detect_small(self, f: SmallFrames) -> list[Transition]:
         n = len(f.y)
         if n < 2:
             return []
         score = self.scores(f)
-        gradual = self._fades(f)
         extreme = self._extreme(f)
+        gradual = self._fades(f, extreme)
         for a, b, conf in self._dissolves(f, score, extreme):
             if not any(a <= g[1] and b >= g[0] for g in gradual):
                 gradual.append([a, b, conf])
@@ -257,30 +297,22 @@ class ContentShotDetector(ShotDetector):
         mean = f.y.mean(axis=(1, 2))
         return ((mean < self.dark_luma) | (mean > self.bright_luma)) & (f.y.std(axis=(1, 2)) < self.flat_std)
 
-    def _fades(self, f: SmallFrames) -> list[list]:
+    def _fades(self, f: SmallFrames, extreme: np.ndarray) -> list[list]:
         """Flat black/white runs with content on both sides, widened over the luminance ramps."""
-        extreme = self._extreme(f)
         mean = f.y.mean(axis=(1, 2))
         n = len(extreme)
         out: list[list] = []
-        i = 0
-        while i < n:
-            if not extreme[i]:
-                i += 1
+        for i, j in _runs(extreme):
+            if i == 0 or j == n - 1:  # a leader or tail fade is not a transition between shots
                 continue
-            j = i
-            while j + 1 < n and extreme[j + 1]:
-                j += 1
-            if i > 0 and j < n - 1:  # a leader or tail fade is not a transition between shots
-                sign = 1.0 if mean[i] < 128 else -1.0  # towards black: luma falls; towards white: rises
-                a = i
-                while a > 1 and sign * (mean[a - 2] - mean[a - 1]) > 0.5:
-                    a -= 1
-                b = j
-                while b < n - 2 and sign * (mean[b + 2] - mean[b + 1]) > 0.5:
-                    b += 1
-                out.append([a - 1 if a < i else i, b + 1 if b > j else j, 0.9])
-            i = j + 1
+            sign = 1.0 if mean[i] < 128 else -1.0  # towards black: luma falls; towards white: rises
+            a = i
+            while a > 1 and sign * (mean[a - 2] - mean[a - 1]) > 0.5:
+                a -= 1
+            b = j
+            while b < n - 2 and sign * (mean[b + 2] - mean[b + 1]) > 0.5:
+                b += 1
+            out.append([a - 1 if a < i else i, b + 1 if b > j else j, 0.9])
         return out
 
     def _dissolves(
@@ -311,19 +343,7 @@ class ContentShotDetector(ShotDetector):
         reach = max(self.dissolve_lengths)
         tail = n - np.argmin(extreme[::-1]) if extreme[-1] else n + reach + 1
         lead = np.argmin(extreme) if extreme[0] else -reach - 1
-        runs = []
-        i = 0
-        while i < n:
-            if hit[i]:
-                j = i
-                while j + 1 < n and hit[j + 1]:
-                    j += 1
-                if j + reach < tail and i - reach > lead:
-                    runs.append((i, j, 0.8))
-                i = j + 1
-            else:
-                i += 1
-        return runs
+        return [(i, j, 0.8) for i, j in _runs(hit) if j + reach < tail and i - reach > lead]
 
 
 def _histograms(codes: np.ndarray, bins: int) -> np.ndarray:
@@ -344,32 +364,6 @@ def _distance(f: SmallFrames, a: int, b: int) -> float:
     )
 
 
-def decode_rgb(uri: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray, float, str | None]:
-    """Every frame as (N, height, width, 3) uint8 RGB (scaled by swscale), PTS seconds, end time, error."""
-    frames, pts = [], []
-    error = None
-    try:
-        with open_container(uri) as container:
-            stream = video_stream(container, uri)
-            stream.thread_type = "AUTO"
-            tb = float(stream.time_base)
-            try:
-                for frame in container.decode(stream):
-                    if frame.pts is not None:
-                        frames.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
-                        pts.append(frame.pts * tb)
-            except av.error.FFmpegError as exc:
-                error = f"decoding stopped after {len(frames)} frames ({type(exc).__name__}: {exc})"
-    except VideoInputError as exc:
-        raise VideoDecodeError(str(exc)) from exc
-    if not frames:
-        raise VideoDecodeError(error or f"no decodable video frames: {uri}")
-    order = np.argsort(np.asarray(pts), kind="stable")
-    pts_arr = np.asarray(pts)[order]
-    step = float(np.median(np.diff(pts_arr))) if len(pts_arr) > 1 else 0.0
-    return np.stack(frames)[order], pts_arr, float(pts_arr[-1] + step), error
-
-
 @dataclass
 class TransNetV2Detector(ShotDetector):
     """TransNetV2 (optional extra `transnet`) on 48x27 frames decoded by PyAV, CPU or GPU. Runs of frames
@@ -379,6 +373,7 @@ class TransNetV2Detector(ShotDetector):
     threshold: float = 0.5
     weights: str | None = None
     device: str | None = None
+    decode_size: ClassVar[tuple[int, int]] = (48, 27)
 
     def _model(self):
         if not hasattr(self, "_loaded"):
@@ -387,38 +382,21 @@ class TransNetV2Detector(ShotDetector):
             self._loaded = TransNetV2Model(self.weights, self.device)
         return self._loaded
 
-    def detect_path(self, uri: str) -> DetectionResult:
-        frames, pts, end, error = decode_rgb(uri, 48, 27)
-        return DetectionResult(
-            self._from_probabilities(self._model().predict(frames), pts), len(frames), end, pts, error
-        )
-
-    def detect_small(self, frames: SmallFrames) -> list[Transition]:
-        raise NotImplementedError("TransNetV2 takes 48x27 RGB frames: use detect_frames or detect_path")
-
     def detect_frames(self, frames: np.ndarray, pts_s: np.ndarray) -> list[Transition]:
-        if frames.shape[1:3] != (27, 48):
-            frames = np.stack([_resize_rgb(f, 48, 27) for f in frames])
-        return self._from_probabilities(self._model().predict(frames), np.asarray(pts_s))
-
-    def _from_probabilities(self, probs: np.ndarray, pts: np.ndarray) -> list[Transition]:
-        out = []
+        width, height = self.decode_size
+        if frames.shape[1:3] != (height, width):
+            frames = np.stack([_resize_rgb(f, width, height) for f in frames])
+        probs = self._model().predict(frames)
+        pts = np.asarray(pts_s)
         n = len(probs)
-        i = 0
-        while i < n:
-            if probs[i] < self.threshold:
-                i += 1
-                continue
-            j = i
-            while j + 1 < n and probs[j + 1] >= self.threshold:
-                j += 1
+        out = []
+        for i, j in _runs(probs >= self.threshold):
             conf = round(float(probs[i : j + 1].max()), 3)
             if j == i and i + 1 < n:  # the last frame of the old shot: the cut is at the next frame
                 out.append(Transition("hard", i + 1, i + 1, float(pts[i + 1]), float(pts[i + 1]), conf))
             elif j > i:
                 end = min(j + 1, n - 1)
                 out.append(Transition("gradual", i, end, float(pts[i]), float(pts[end]), conf))
-            i = j + 1
         return out
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from curator_core.cli import main
+from curator_core.video.samples import encode_frames
 from curator_core.video.shots import ContentShotDetector, VideoDecodeError
 
 
@@ -33,18 +34,8 @@ def _scene(seed: int, n: int, width=320, height=180) -> list[np.ndarray]:
 
 
 def _write(path, frames, fps=24):
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "18"}
-        for i, img in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
+    height, width = frames[0].shape[:2]
+    return encode_frames(path, frames, width, height, fps, options={"preset": "ultrafast", "crf": "18"})
 
 
 def _mix(a, b, t):
