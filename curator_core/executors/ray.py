@@ -45,14 +45,66 @@ def project_ray_tmpdir() -> str:
 BLOCKS_PER_CPU = 4
 
 
-def _set_scheduling_poll(seconds: float | None) -> None:
+# Ray Data's scheduling loop waits up to this long for *all* running tasks before it looks at the finished
+# ones, so a worker whose task ended idles until the wait times out; every loop step costs the driver a few
+# milliseconds of CPU. Short tasks want a short wait, long ones a cheap driver (measured on 2 cores: 20 ms
+# took 200 x 50 ms tasks from 1.62x to 1.75x, but cost 10 CPU-s in an 80 s video run, 7 of them wasted).
+POLL_MIN_S, POLL_MAX_S = 0.02, 0.1  # 0.1 s is Ray's own value
+POLL_SHARE_OF_TASK = 0.01  # an idle gap of at most 1 % of the busiest stage's average task
+
+
+def _set_scheduling_poll(seconds: float) -> None:
     """Ray Data 2.60 reads this module constant on every scheduling step; it has no public setting."""
-    if seconds is None:
-        return
     from ray.data._internal.execution import streaming_executor_state
 
     if hasattr(streaming_executor_state, "WAIT_FOR_TASK_COMPLETION_TIMEOUT_S"):
         streaming_executor_state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S = seconds
+
+
+def adaptive_poll_s(task_seconds: list[tuple[float, int]]) -> float:
+    """The scheduling wait for operators that have spent `(task seconds, tasks)` so far (running tasks
+    count with the time they have run): 1 % of the average task of the operator with the most task
+    time, between 20 ms and 100 ms."""
+    busiest = max(task_seconds, default=(0.0, 0))
+    if busiest[1] == 0:
+        return POLL_MIN_S
+    return min(POLL_MAX_S, max(POLL_MIN_S, POLL_SHARE_OF_TASK * busiest[0] / busiest[1]))
+
+
+def _task_seconds(metrics: Any, now: float) -> tuple[float, int]:
+    running = [now - info.start_time for info in getattr(metrics, "_running_tasks", {}).values()]
+    return metrics.task_completion_time_s + sum(running), metrics.num_tasks_finished + len(running)
+
+
+def _adaptive_poll_callback() -> type:
+    """A Ray Data execution callback (instantiated by Ray Data per execution) that retunes the wait on
+    every scheduling step from the operators' task times."""
+    from ray.data._internal.execution.execution_callback import ExecutionCallback
+
+    class AdaptiveSchedulingPoll(ExecutionCallback):
+        def before_execution_starts(self, executor: Any) -> None:
+            _set_scheduling_poll(POLL_MIN_S)
+
+        def on_execution_step(self, executor: Any) -> None:
+            now = time.perf_counter()  # the clock Ray Data stamps tasks with
+            ops = executor._topology or ()
+            _set_scheduling_poll(adaptive_poll_s([_task_seconds(op.metrics, now) for op in ops]))
+
+    return AdaptiveSchedulingPoll
+
+
+_ADAPTIVE_POLL: type | None = None
+
+
+def _use_adaptive_poll(ctx: Any, enabled: bool) -> None:
+    global _ADAPTIVE_POLL
+    if _ADAPTIVE_POLL is None:
+        _ADAPTIVE_POLL = _adaptive_poll_callback()
+    classes = ctx.custom_execution_callback_classes
+    if enabled and _ADAPTIVE_POLL not in classes:
+        classes.append(_ADAPTIVE_POLL)
+    elif not enabled and _ADAPTIVE_POLL in classes:
+        classes.remove(_ADAPTIVE_POLL)
 
 
 def ensure_ray(num_cpus: int | None = None, address: str | None = None) -> float:
@@ -160,8 +212,13 @@ def plan_stages(
     scale = min(1.0, budget / (total + growth)) if total + growth > 0 else 1.0
     if scale < 1.0:
         logger.info("scaling the stages' CPU requests by %.2f so that every pool fits the cluster", scale)
-    # A one-stage pipeline starts with every core busy instead of waiting for the autoscaler.
+    # A one-stage pipeline starts with every core busy instead of waiting for the autoscaler, and the
+    # pool that may grow the most (the one the budget was sized for) starts at full size: its actors
+    # start while the first stages read their inputs (measured: the second of two transcoding workers
+    # began 2.3 s after the first when the autoscaler added it).
     initial = max(1, math.floor(cluster_cpus / total + 1e-9)) if total > 0 else 1
+    growths = [(m - 1) * c for m, c in zip(max_workers, cpu_requests, strict=True)]
+    widest = growths.index(growth) if growth > 0 else -1
     return [
         StagePlan(
             num_cpus=round(cpus * scale, 4),
@@ -169,10 +226,10 @@ def plan_stages(
             resources=stage.resources.custom_resources(),
             min_workers=1,
             max_workers=workers,
-            initial_workers=min(workers, initial),
+            initial_workers=workers if index == widest else min(workers, initial),
         )
-        for stage, cpus, num_gpus, workers in zip(
-            stages, cpu_requests, gpu_requests, max_workers, strict=True
+        for index, (stage, cpus, num_gpus, workers) in enumerate(
+            zip(stages, cpu_requests, gpu_requests, max_workers, strict=True)
         )
     ]
 
@@ -251,21 +308,56 @@ def needs_actor(stage: ProcessingStage) -> bool:
     )
 
 
-def _task_function(stage: ProcessingStage, num_cpus: float, num_gpus: float) -> Any:
-    """A Ray Data task function running `stage`, named after it."""
+def fuse_stages(stages: list[ProcessingStage], plans: list[StagePlan], streaming: bool) -> list[list[int]]:
+    """Group consecutive stages that can run one after the other inside a single Ray task.
 
-    def run_stage(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    Stages without per-worker state, GPUs or custom resources are fused, as Ray Data would fuse map
+    operators with equal resource requests, except after a stage that fans out (its outputs are
+    re-blocked first so they spread over the workers). A fused group hands its tasks from stage to
+    stage in memory: an encoded clip never travels through the object store to be written, and fewer
+    operators means fewer scheduling rounds and fewer idle worker processes. Batch mode keeps every
+    stage separate, since each must finish before the next starts."""
+    groups: list[list[int]] = []
+    for index, (stage, plan) in enumerate(zip(stages, plans, strict=True)):
+        last = groups[-1][-1] if groups else None
+        if (
+            streaming
+            and last is not None
+            and _fusable(stage, plan)
+            and _fusable(stages[last], plans[last])
+            and not stages[last].fans_out
+        ):
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
+def _fusable(stage: ProcessingStage, plan: StagePlan) -> bool:
+    return not needs_actor(stage) and not plan.num_gpus and not plan.resources
+
+
+def _task_function(stages: list[ProcessingStage], num_gpus: float) -> Any:
+    """A Ray Data task function running `stages` one after the other, named after them."""
+
+    def run_stages(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import ray
 
         ctx = ray.get_runtime_context()
-        metadata = WorkerMetadata(
-            worker_id=ctx.get_worker_id(), node_id=ctx.get_node_id(), num_cpus=num_cpus, num_gpus=num_gpus
-        )
-        return {"item": _pack(StageRunner(stage, metadata).run(_unpack(batch["item"])))}
+        items = _unpack(batch["item"])
+        for stage in stages:
+            metadata = WorkerMetadata(
+                worker_id=ctx.get_worker_id(),
+                node_id=ctx.get_node_id(),
+                num_cpus=float(stage.resources.cpus),
+                num_gpus=num_gpus,
+            )
+            items = StageRunner(stage, metadata).run(items)
+        return {"item": _pack(items)}
 
-    label = "".join(ch if ch.isalnum() else "_" for ch in stage.name)
-    run_stage.__name__ = run_stage.__qualname__ = f"Stage_{label}"
-    return run_stage
+    label = "+".join("".join(ch if ch.isalnum() else "_" for ch in stage.name) for stage in stages)
+    run_stages.__name__ = run_stages.__qualname__ = f"Stage_{label}"
+    return run_stages
 
 
 def _actor_class(stage: ProcessingStage, setup_key: str, num_cpus: float, num_gpus: float) -> type:
@@ -294,9 +386,9 @@ class RayExecutor(Executor):
     max_worker_restarts: how often a dead worker is restarted and its task retried.
     tasks_per_block: tasks that travel together between stages (default: enough for 4 blocks per CPU).
     show_progress: Ray Data's per-stage progress bars.
-    scheduling_poll_s: how long Ray Data's scheduling loop waits for a task to finish before it looks
-        again (Ray's default 0.1 s left each worker idle that long between blocks; 0.02 s measured 1.75x
-        instead of 1.62x on 2 workers, for about 5 % of one core in the driver). None keeps Ray's value.
+    scheduling_poll_s: how long Ray Data's scheduling loop waits for running tasks before it handles
+        the finished ones: "auto" (1 % of the busiest stage's average task, 20-100 ms), a fixed number
+        of seconds, or None for Ray's 0.1 s.
     """
 
     def __init__(
@@ -308,10 +400,17 @@ class RayExecutor(Executor):
         tasks_per_block: int | None = None,
         show_progress: bool = False,
         address: str | None = None,
-        scheduling_poll_s: float | None = 0.02,
+        scheduling_poll_s: float | str | None = "auto",
     ):
         if execution_mode not in ("streaming", "batch"):
             raise ValueError(f"execution_mode must be 'streaming' or 'batch', got {execution_mode!r}")
+        if not (
+            scheduling_poll_s in (None, "auto")
+            or (isinstance(scheduling_poll_s, int | float) and scheduling_poll_s > 0)
+        ):
+            raise ValueError(
+                f"scheduling_poll_s must be 'auto', None or seconds > 0, got {scheduling_poll_s!r}"
+            )
         self.execution_mode = execution_mode
         self.num_cpus = num_cpus
         self.max_workers_per_stage = max_workers_per_stage
@@ -353,7 +452,14 @@ class RayExecutor(Executor):
         # late, and 200 x 50 ms tasks took 6.83 s instead of 5.65 s). plan_stages already sizes every
         # pool so that all stages fit at once, which is what the reservations are there to ensure.
         ctx.op_resource_reservation_enabled = False
-        _set_scheduling_poll(self.scheduling_poll_s)
+        # Ray Data holds back an operator's outputs while its consumer holds few bytes. Our last stage
+        # emits small task records that `take_all` keeps, so that policy stalled the writer until every
+        # clip was encoded (and the encoders' outputs piled up in the object store meanwhile). The
+        # object-store budget policy still bounds what is in flight.
+        ctx.downstream_capacity_backpressure_ratio = None
+        _use_adaptive_poll(ctx, self.scheduling_poll_s == "auto")
+        if self.scheduling_poll_s != "auto":
+            _set_scheduling_poll(self.scheduling_poll_s or POLL_MAX_S)
         ctx.log_internal_stack_trace_to_stdout = False
 
         rows_per_block = self._rows_per_block(len(initial_tasks), cluster.get("CPU", 1.0))
@@ -363,11 +469,18 @@ class RayExecutor(Executor):
         # The first stage can never have more tasks at once than there are input blocks.
         plans[0] = replace(plans[0], max_workers=min(plans[0].max_workers, num_blocks))
         plans[0] = replace(plans[0], initial_workers=min(plans[0].initial_workers, plans[0].max_workers))
-        for index, (stage, plan) in enumerate(zip(stages, plans, strict=True)):
+        for group in fuse_stages(stages, plans, self.execution_mode == "streaming"):
+            stage, plan = stages[group[0]], plans[group[0]]
             with warnings.catch_warnings():
                 # Ray 2.60 deprecates **ray_remote_args but has no named parameter for restarts yet.
                 warnings.simplefilter("ignore", DeprecationWarning)
-                ds = self._map_stage(ray, ds, stage, plan, f"{run_key}-{index}", rows_per_block)
+                if needs_actor(stage):
+                    ds = self._map_actor_stage(ray, ds, stage, plan, f"{run_key}-{group[0]}", rows_per_block)
+                else:
+                    ds = self._map_task_stages(
+                        ray, ds, [stages[i] for i in group], [plans[i] for i in group], rows_per_block
+                    )
+            stage = stages[group[-1]]
             if stage.fans_out:
                 # One input became many tasks in one block; split it so they spread over the workers.
                 ds = ds.repartition(target_num_rows_per_block=rows_per_block)
@@ -390,31 +503,47 @@ class RayExecutor(Executor):
             return self.tasks_per_block
         return max(1, math.ceil(num_tasks / max(1.0, cluster_cpus * BLOCKS_PER_CPU)))
 
-    def _map_stage(
+    def _map_actor_stage(
         self, ray: Any, ds: Any, stage: ProcessingStage, plan: StagePlan, setup_key: str, rows_per_block: int
     ) -> Any:
-        common = {
+        return ds.map_batches(
+            _actor_class(stage, setup_key, float(stage.resources.cpus), plan.num_gpus),
+            compute=ray.data.ActorPoolStrategy(
+                min_size=plan.min_workers,
+                max_size=plan.max_workers,
+                initial_size=plan.initial_workers,
+                # One task at a time per actor: a queued task waits for the actor it was sent to even
+                # when another is idle (measured: one of two transcoding actors idle for the last 21 s).
+                max_tasks_in_flight_per_actor=1,
+            ),
+            max_restarts=self.max_worker_restarts,
+            max_task_retries=self.max_worker_restarts,
+            **self._map_args([stage], plan, rows_per_block),
+        )
+
+    def _map_task_stages(
+        self, ray: Any, ds: Any, stages: list[ProcessingStage], plans: list[StagePlan], rows_per_block: int
+    ) -> Any:
+        plan = replace(
+            plans[0],
+            num_cpus=max(p.num_cpus for p in plans),
+            max_workers=min(p.max_workers for p in plans),
+        )
+        return ds.map_batches(
+            _task_function(stages, plan.num_gpus),
+            compute=ray.data.TaskPoolStrategy(size=plan.max_workers),
+            max_retries=self.max_worker_restarts,
+            **self._map_args(stages, plan, rows_per_block),
+        )
+
+    @staticmethod
+    def _map_args(stages: list[ProcessingStage], plan: StagePlan, rows_per_block: int) -> dict[str, Any]:
+        return {
             # A stage sees whole blocks; StageRunner cuts them into `stage.batch_size` chunks.
-            "batch_size": max(1, stage.batch_size, rows_per_block),
+            "batch_size": max(1, rows_per_block, *(stage.batch_size for stage in stages)),
             "batch_format": "numpy",
             "zero_copy_batch": True,
             "num_cpus": plan.num_cpus,
             "num_gpus": plan.num_gpus or None,
             "resources": plan.resources or None,
         }
-        if needs_actor(stage):
-            return ds.map_batches(
-                _actor_class(stage, setup_key, float(stage.resources.cpus), plan.num_gpus),
-                compute=ray.data.ActorPoolStrategy(
-                    min_size=plan.min_workers, max_size=plan.max_workers, initial_size=plan.initial_workers
-                ),
-                max_restarts=self.max_worker_restarts,
-                max_task_retries=self.max_worker_restarts,
-                **common,
-            )
-        return ds.map_batches(
-            _task_function(stage, float(stage.resources.cpus), plan.num_gpus),
-            compute=ray.data.TaskPoolStrategy(size=plan.max_workers),
-            max_retries=self.max_worker_restarts,
-            **common,
-        )

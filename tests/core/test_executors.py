@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from curator_core import LocalExecutor, Pipeline, RayExecutor, Resources
-from curator_core.executors.ray import plan_stages
+from curator_core.executors.ray import adaptive_poll_s, fuse_stages, plan_stages
 from tests.core.stages import (
     AddStage,
     BatchSquareStage,
@@ -113,3 +113,61 @@ def test_plan_reports_unreadable_gpu_memory():
     stage = AddStage(1).with_(resources=Resources(gpu_memory_gb=8))
     with pytest.raises(RuntimeError, match="no GPU memory could be read"):
         plan_stages([stage], cluster_cpus=2, cluster_gpus=1, device_memory_gb=None)
+
+
+class _FanOut(FanOutFilterStage):
+    fans_out = True
+
+
+def test_fusion_groups_consecutive_stateless_stages_until_a_fan_out():
+    stages = [
+        AddStage(1),
+        _FanOut(),
+        AddStage(2),
+        AddStage(3).with_(resources=Resources(gpu_memory_gb=1.0)),
+        AddStage(4),
+        SetupRecorderStage(),
+        AddStage(5),
+        AddStage(6),
+    ]
+    plans = plan_stages(stages, cluster_cpus=2, cluster_gpus=1, device_memory_gb=16.0)
+    # the fan-out ends its group; a GPU stage and a stage with setup (an actor) stand alone
+    assert fuse_stages(stages, plans, streaming=True) == [[0, 1], [2], [3], [4], [5], [6, 7]]
+    assert fuse_stages(stages, plans, streaming=False) == [[i] for i in range(len(stages))]
+
+
+def test_fused_stages_keep_per_stage_stats_and_failures(ray_cluster):
+    stages = [AddStage(1), RaiseOnStage(bad_value=4), AddStage(2, "add_again")]
+    plans = plan_stages(stages, cluster_cpus=2, cluster_gpus=0, device_memory_gb=None)
+    assert fuse_stages(stages, plans, streaming=True) == [[0, 1, 2]]
+    result = Pipeline("fused", stages).execute(RayExecutor(), _tasks(8))
+    assert sorted(t.data for t in result.outputs) == [i + 3 for i in range(8) if i != 3]
+    assert [(f.stage, f.error_type) for f in result.failures] == [("raise_on", "ValueError")]
+    assert {n: (s.tasks_in, s.tasks_out, s.failed) for n, s in result.stage_stats.items()} == {
+        "add_1": (8, 8, 0),
+        "raise_on": (8, 7, 1),
+        "add_again": (7, 7, 0),
+    }
+
+
+def test_the_pool_the_plan_lets_grow_starts_at_full_size():
+    stages = [AddStage(1).with_(resources=Resources(cpus=0.25)), SetupRecorderStage(), AddStage(2)]
+    plans = plan_stages(stages, cluster_cpus=4, cluster_gpus=0, device_memory_gb=None)
+    growth = [(p.max_workers - 1) * s.resources.cpus for s, p in zip(stages, plans, strict=True)]
+    widest = growth.index(max(growth))
+    assert plans[widest].initial_workers == plans[widest].max_workers > 1
+    assert all(p.initial_workers == 1 for i, p in enumerate(plans) if i != widest)
+
+
+@pytest.mark.parametrize(
+    ("task_seconds", "expected"),
+    [
+        ([], 0.02),  # nothing has run yet: poll fast
+        ([(0.0, 0)], 0.02),
+        ([(2.0, 40), (0.1, 10)], 0.02),  # 50 ms tasks: never below 20 ms
+        ([(50.0, 10), (1.0, 10)], 0.05),  # 1 % of the busiest stage's 5 s tasks
+        ([(1.0, 10), (600.0, 10)], 0.1),  # never above Ray's own 100 ms
+    ],
+)
+def test_adaptive_scheduling_poll(task_seconds, expected):
+    assert adaptive_poll_s(task_seconds) == pytest.approx(expected)
