@@ -45,12 +45,12 @@ def project_ray_tmpdir() -> str:
 BLOCKS_PER_CPU = 4
 
 
-# Ray Data's scheduling loop waits up to this long for *all* running tasks before it looks at the finished
-# ones, so a worker whose task ended idles until the wait times out; every loop step costs the driver a few
-# milliseconds of CPU. Short tasks want a short wait, long ones a cheap driver (measured on 2 cores: 20 ms
-# took 200 x 50 ms tasks from 1.62x to 1.75x, but cost 10 CPU-s in an 80 s video run, 7 of them wasted).
+# Ray Data's scheduling loop waits up to this long for *all* running tasks before it handles the finished
+# ones, so a worker whose task ended idles until the wait times out; and every loop step costs the driver
+# a few milliseconds of CPU, taken from the workers on a small machine. So the wait is cut short only
+# when a task is due to finish: measured on 2 cores, a fixed 20 ms took 200 x 50 ms tasks from 1.62x to
+# 1.75x but cost the driver 10 CPU-s in an 80 s video run.
 POLL_MIN_S, POLL_MAX_S = 0.02, 0.1  # 0.1 s is Ray's own value
-POLL_SHARE_OF_TASK = 0.01  # an idle gap of at most 1 % of the busiest stage's average task
 
 
 def _set_scheduling_poll(seconds: float) -> None:
@@ -61,19 +61,20 @@ def _set_scheduling_poll(seconds: float) -> None:
         streaming_executor_state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S = seconds
 
 
-def adaptive_poll_s(task_seconds: list[tuple[float, int]]) -> float:
-    """The scheduling wait for operators that have spent `(task seconds, tasks)` so far (running tasks
-    count with the time they have run): 1 % of the average task of the operator with the most task
-    time, between 20 ms and 100 ms."""
-    busiest = max(task_seconds, default=(0.0, 0))
-    if busiest[1] == 0:
-        return POLL_MIN_S
-    return min(POLL_MAX_S, max(POLL_MIN_S, POLL_SHARE_OF_TASK * busiest[0] / busiest[1]))
+def adaptive_poll_s(operators: list[tuple[float | None, list[float]]]) -> float:
+    """The scheduling wait until the next task is due, from each operator's `(average seconds of its
+    finished tasks or None, seconds each running task has run)`, between 20 and 100 ms. A task of an
+    operator with no finished task yet is expected to run at least as long again as it has run."""
+    due = [
+        (average - ran) if average is not None else ran for average, running in operators for ran in running
+    ]
+    return min(POLL_MAX_S, max(POLL_MIN_S, min(due, default=POLL_MIN_S)))
 
 
-def _task_seconds(metrics: Any, now: float) -> tuple[float, int]:
-    running = [now - info.start_time for info in getattr(metrics, "_running_tasks", {}).values()]
-    return metrics.task_completion_time_s + sum(running), metrics.num_tasks_finished + len(running)
+def _operator_timing(metrics: Any, now: float) -> tuple[float | None, list[float]]:
+    finished = metrics.num_tasks_finished
+    average = metrics.task_completion_time_s / finished if finished else None
+    return average, [now - info.start_time for info in getattr(metrics, "_running_tasks", {}).values()]
 
 
 def _adaptive_poll_callback() -> type:
@@ -88,7 +89,7 @@ def _adaptive_poll_callback() -> type:
         def on_execution_step(self, executor: Any) -> None:
             now = time.perf_counter()  # the clock Ray Data stamps tasks with
             ops = executor._topology or ()
-            _set_scheduling_poll(adaptive_poll_s([_task_seconds(op.metrics, now) for op in ops]))
+            _set_scheduling_poll(adaptive_poll_s([_operator_timing(op.metrics, now) for op in ops]))
 
     return AdaptiveSchedulingPoll
 
@@ -387,8 +388,8 @@ class RayExecutor(Executor):
     tasks_per_block: tasks that travel together between stages (default: enough for 4 blocks per CPU).
     show_progress: Ray Data's per-stage progress bars.
     scheduling_poll_s: how long Ray Data's scheduling loop waits for running tasks before it handles
-        the finished ones: "auto" (1 % of the busiest stage's average task, 20-100 ms), a fixed number
-        of seconds, or None for Ray's 0.1 s.
+        the finished ones: "auto" (until the next task is due by its stage's average, 20-100 ms), a
+        fixed number of seconds, or None for Ray's 0.1 s.
     """
 
     def __init__(

@@ -160,14 +160,15 @@ def test_the_pool_the_plan_lets_grow_starts_at_full_size():
 
 
 @pytest.mark.parametrize(
-    ("task_seconds", "expected"),
+    ("operators", "expected"),
     [
-        ([], 0.02),  # nothing has run yet: poll fast
-        ([(0.0, 0)], 0.02),
-        ([(2.0, 40), (0.1, 10)], 0.02),  # 50 ms tasks: never below 20 ms
-        ([(50.0, 10), (1.0, 10)], 0.05),  # 1 % of the busiest stage's 5 s tasks
-        ([(1.0, 10), (600.0, 10)], 0.1),  # never above Ray's own 100 ms
+        ([], 0.02),  # nothing runs
+        ([(None, [0.01])], 0.02),  # just started, no history: soon
+        ([(None, [0.5])], 0.1),  # ran 0.5 s without history: not due soon, never wait over Ray's 0.1 s
+        ([(10.0, [4.0, 9.95]), (None, [])], 0.05),  # the second task is due in 50 ms
+        ([(10.0, [12.0])], 0.02),  # overdue: poll fast until it ends
+        ([(0.05, [0.0]), (10.0, [1.0])], 0.05),  # the earliest due task counts, whichever stage
     ],
 )
-def test_adaptive_scheduling_poll(task_seconds, expected):
-    assert adaptive_poll_s(task_seconds) == pytest.approx(expected)
+def test_adaptive_scheduling_poll_waits_until_the_next_task_is_due(operators, expected):
+    assert adaptive_poll_s(operators) == pytest.approx(expected)
