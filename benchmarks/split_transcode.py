@@ -76,7 +76,7 @@ def ours(inputs: list[Path], out: Path) -> float:
         [
             VideoReader([str(p) for p in inputs]),
             FixedStrideSplittingStage(clip_len_s=CLIP_S, clip_stride_s=CLIP_S),
-            ClipTranscodingStage(encoder="libx264", preset=PRESET, crf=CRF, segment_s=20.0),
+            ClipTranscodingStage(encoder="libx264", preset=PRESET, crf=CRF),  # default 30 s segments
             ClipWriterStage(output_root=str(out)),
         ],
     )
