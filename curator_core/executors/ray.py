@@ -9,6 +9,7 @@ project-private local cluster, and the adapter that runs a stage inside an actor
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import logging
 import math
@@ -77,6 +78,7 @@ def _operator_timing(metrics: Any, now: float) -> tuple[float | None, list[float
     return average, [now - info.start_time for info in getattr(metrics, "_running_tasks", {}).values()]
 
 
+@functools.cache
 def _adaptive_poll_callback() -> type:
     """A Ray Data execution callback (instantiated by Ray Data per execution) that retunes the wait on
     every scheduling step from the operators' task times."""
@@ -94,18 +96,12 @@ def _adaptive_poll_callback() -> type:
     return AdaptiveSchedulingPoll
 
 
-_ADAPTIVE_POLL: type | None = None
-
-
 def _use_adaptive_poll(ctx: Any, enabled: bool) -> None:
-    global _ADAPTIVE_POLL
-    if _ADAPTIVE_POLL is None:
-        _ADAPTIVE_POLL = _adaptive_poll_callback()
-    classes = ctx.custom_execution_callback_classes
-    if enabled and _ADAPTIVE_POLL not in classes:
-        classes.append(_ADAPTIVE_POLL)
-    elif not enabled and _ADAPTIVE_POLL in classes:
-        classes.remove(_ADAPTIVE_POLL)
+    callback, classes = _adaptive_poll_callback(), ctx.custom_execution_callback_classes
+    if enabled and callback not in classes:
+        classes.append(callback)
+    elif not enabled and callback in classes:
+        classes.remove(callback)
 
 
 def ensure_ray(num_cpus: int | None = None, address: str | None = None) -> float:
@@ -207,7 +203,8 @@ def plan_stages(
         max_workers.append(workers)
         gpu_requests.append(num_gpus)
     total = sum(cpu_requests)
-    growth = max((m - 1) * c for m, c in zip(max_workers, cpu_requests, strict=True))
+    growths = [(m - 1) * c for m, c in zip(max_workers, cpu_requests, strict=True)]
+    growth = max(growths)
     # Leave one CPU free for Ray Data's own tasks (re-blocking after a fan-out runs as a 1-CPU task).
     budget = max(cluster_cpus - 1.0, cluster_cpus * 0.5)
     scale = min(1.0, budget / (total + growth)) if total + growth > 0 else 1.0
@@ -218,7 +215,6 @@ def plan_stages(
     # start while the first stages read their inputs (measured: the second of two transcoding workers
     # began 2.3 s after the first when the autoscaler added it).
     initial = max(1, math.floor(cluster_cpus / total + 1e-9)) if total > 0 else 1
-    growths = [(m - 1) * c for m, c in zip(max_workers, cpu_requests, strict=True)]
     widest = growths.index(growth) if growth > 0 else -1
     return [
         StagePlan(
