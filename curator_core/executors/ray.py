@@ -9,7 +9,6 @@ project-private local cluster, and the adapter that runs a stage inside an actor
 from __future__ import annotations
 
 import fcntl
-import functools
 import hashlib
 import logging
 import math
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from curator_core.executors import ray_scheduling
 from curator_core.executors.base import Executor, RunResult, StageRunner, collect
 from curator_core.resources import Resources
 from curator_core.stage import NodeInfo, ProcessingStage, WorkerMetadata
@@ -44,64 +44,6 @@ def project_ray_tmpdir() -> str:
 
 
 BLOCKS_PER_CPU = 4
-
-
-# Ray Data's scheduling loop waits up to this long for *all* running tasks before it handles the finished
-# ones, so a worker whose task ended idles until the wait times out; and every loop step costs the driver
-# a few milliseconds of CPU, taken from the workers on a small machine. So the wait is cut short only
-# when a task is due to finish: measured on 2 cores, a fixed 20 ms took 200 x 50 ms tasks from 1.62x to
-# 1.75x but cost the driver 10 CPU-s in an 80 s video run.
-POLL_MIN_S, POLL_MAX_S = 0.02, 0.1  # 0.1 s is Ray's own value
-
-
-def _set_scheduling_poll(seconds: float) -> None:
-    """Ray Data 2.60 reads this module constant on every scheduling step; it has no public setting."""
-    from ray.data._internal.execution import streaming_executor_state
-
-    if hasattr(streaming_executor_state, "WAIT_FOR_TASK_COMPLETION_TIMEOUT_S"):
-        streaming_executor_state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S = seconds
-
-
-def adaptive_poll_s(operators: list[tuple[float | None, list[float]]]) -> float:
-    """The scheduling wait until the next task is due, from each operator's `(average seconds of its
-    finished tasks or None, seconds each running task has run)`, between 20 and 100 ms. A task of an
-    operator with no finished task yet is expected to run at least as long again as it has run."""
-    due = [
-        (average - ran) if average is not None else ran for average, running in operators for ran in running
-    ]
-    return min(POLL_MAX_S, max(POLL_MIN_S, min(due, default=POLL_MIN_S)))
-
-
-def _operator_timing(metrics: Any, now: float) -> tuple[float | None, list[float]]:
-    finished = metrics.num_tasks_finished
-    average = metrics.task_completion_time_s / finished if finished else None
-    return average, [now - info.start_time for info in getattr(metrics, "_running_tasks", {}).values()]
-
-
-@functools.cache
-def _adaptive_poll_callback() -> type:
-    """A Ray Data execution callback (instantiated by Ray Data per execution) that retunes the wait on
-    every scheduling step from the operators' task times."""
-    from ray.data._internal.execution.execution_callback import ExecutionCallback
-
-    class AdaptiveSchedulingPoll(ExecutionCallback):
-        def before_execution_starts(self, executor: Any) -> None:
-            _set_scheduling_poll(POLL_MIN_S)
-
-        def on_execution_step(self, executor: Any) -> None:
-            now = time.perf_counter()  # the clock Ray Data stamps tasks with
-            ops = executor._topology or ()
-            _set_scheduling_poll(adaptive_poll_s([_operator_timing(op.metrics, now) for op in ops]))
-
-    return AdaptiveSchedulingPoll
-
-
-def _use_adaptive_poll(ctx: Any, enabled: bool) -> None:
-    callback, classes = _adaptive_poll_callback(), ctx.custom_execution_callback_classes
-    if enabled and callback not in classes:
-        classes.append(callback)
-    elif not enabled and callback in classes:
-        classes.remove(callback)
 
 
 def ensure_ray(num_cpus: int | None = None, address: str | None = None) -> float:
@@ -129,8 +71,19 @@ def ensure_ray(num_cpus: int | None = None, address: str | None = None) -> float
             _temp_dir=project_ray_tmpdir(),
             log_to_driver=True,
             logging_level=logging.WARNING,
+            _system_config={"num_workers_soft_limit": warm_workers(num_cpus or os.cpu_count() or 1)},
         )
     return time.perf_counter() - t0
+
+
+def warm_workers(cpus: int) -> int:
+    """Idle worker processes the private cluster keeps between tasks and runs.
+
+    Ray keeps one per CPU and ends the others after a second idle. A streaming run needs more at once:
+    its light stages (listing, probing) still run while the heavy ones (encoding) start. So every run
+    after the first booted new workers (measured on 2 cores: the second encoder began 1.1-1.8 s late, and
+    the new processes spent ~2 CPU-s importing). Twice the CPUs, at most 8 more, stay warm."""
+    return cpus + min(cpus, 8)
 
 
 def gpu_memory_gb() -> float | None:
@@ -373,6 +326,36 @@ def _actor_class(stage: ProcessingStage, setup_key: str, num_cpus: float, num_gp
     return BoundStageActor
 
 
+def _split_blocks(ds: Any, rows_per_block: int) -> Any:
+    """Re-block a fan-out stage's outputs so they spread over the workers, inside the fan-out's own task.
+
+    `Dataset.repartition` adds an operator whose tasks ask for 1 CPU each, so Ray Data cannot fuse it with
+    a stage that asks for another share (it fuses only equal requests). Those extra tasks each need a
+    worker process while the first heavy tasks start (measured on 2 cores: 5 operators instead of 3, and
+    the second encoder began up to 1.8 s late). The same repartition operator built with the fan-out
+    task's own resources and pool size is fused into it by Ray Data's planner. An actor stage's outputs
+    (or a Ray Data without these internals) get the plain repartition.
+    """
+    import ray.data
+
+    upstream = ds._logical_plan.dag
+    try:
+        from ray.data._internal.logical.interfaces import LogicalPlan
+        from ray.data._internal.logical.operators.map_operator import StreamingRepartition
+    except ImportError:
+        return ds.repartition(target_num_rows_per_block=rows_per_block)
+    compute = getattr(upstream, "compute", None)
+    if not isinstance(compute, ray.data.TaskPoolStrategy):
+        return ds.repartition(target_num_rows_per_block=rows_per_block)
+    op = StreamingRepartition(
+        target_num_rows_per_block=rows_per_block,
+        input_dependencies=[upstream],
+        ray_remote_args=dict(upstream.ray_remote_args or {}),
+        compute=compute,
+    )
+    return ray.data.Dataset._from_parent(ds, LogicalPlan(op, ds.context))
+
+
 class RayExecutor(Executor):
     """Runs stages as Ray Data actor pools.
 
@@ -383,9 +366,8 @@ class RayExecutor(Executor):
     max_worker_restarts: how often a dead worker is restarted and its task retried.
     tasks_per_block: tasks that travel together between stages (default: enough for 4 blocks per CPU).
     show_progress: Ray Data's per-stage progress bars.
-    scheduling_poll_s: how long Ray Data's scheduling loop waits for running tasks before it handles
-        the finished ones: "auto" (until the next task is due by its stage's average, 20-100 ms), a
-        fixed number of seconds, or None for Ray's 0.1 s.
+    scheduling_poll_s: when Ray Data's scheduling loop wakes to hand on finished work: "auto" (as soon as
+        a task finishes; see `ray_scheduling`), or a fixed poll in seconds (None: Ray's own 0.1 s).
     """
 
     def __init__(
@@ -454,9 +436,13 @@ class RayExecutor(Executor):
         # clip was encoded (and the encoders' outputs piled up in the object store meanwhile). The
         # object-store budget policy still bounds what is in flight.
         ctx.downstream_capacity_backpressure_ratio = None
-        _use_adaptive_poll(ctx, self.scheduling_poll_s == "auto")
-        if self.scheduling_poll_s != "auto":
-            _set_scheduling_poll(self.scheduling_poll_s or POLL_MAX_S)
+        # Ray Data's memory warning compares a worker process's whole USS (PyAV, Arrow and model imports
+        # included) with a per-CPU default scaled by the task's CPU request, which plan_stages shrinks for
+        # scheduling: every light stage of a long run was reported as using "too much" memory.
+        detectors = getattr(ctx, "issue_detectors_config", None)
+        if detectors is not None and hasattr(detectors, "high_memory_detector_config"):
+            detectors.high_memory_detector_config.detection_time_interval_s = -1
+        ray_scheduling.configure(ctx, self.scheduling_poll_s)
         ctx.log_internal_stack_trace_to_stdout = False
 
         rows_per_block = self._rows_per_block(len(initial_tasks), cluster.get("CPU", 1.0))
@@ -480,7 +466,7 @@ class RayExecutor(Executor):
             stage = stages[group[-1]]
             if stage.fans_out:
                 # One input became many tasks in one block; split it so they spread over the workers.
-                ds = ds.repartition(target_num_rows_per_block=rows_per_block)
+                ds = _split_blocks(ds, rows_per_block)
             if self.execution_mode == "batch":
                 ds = ds.materialize()
         rows = ds.take_all()

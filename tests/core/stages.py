@@ -127,3 +127,16 @@ class AddTwiceComposite(CompositeStage[NumTask, NumTask]):
 class _Inner(CompositeStage[NumTask, NumTask]):
     def decompose(self):
         return [AddStage(2), AddStage(3)]
+
+
+@dataclass
+class SleepStage(ProcessingStage[NumTask, NumTask]):
+    """A task that takes a known time without using the CPU."""
+
+    seconds: float = 1.0
+    name: str = "sleep"
+    resources: Resources = Resources(cpus=1.0)
+
+    def process(self, task: NumTask) -> NumTask:
+        time.sleep(self.seconds)
+        return task

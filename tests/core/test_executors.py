@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from curator_core import LocalExecutor, Pipeline, RayExecutor, Resources
-from curator_core.executors.ray import adaptive_poll_s, fuse_stages, plan_stages
+from curator_core.executors import ray_scheduling
+from curator_core.executors.ray import fuse_stages, plan_stages
 from tests.core.stages import (
     AddStage,
     BatchSquareStage,
@@ -14,6 +17,7 @@ from tests.core.stages import (
     NumTask,
     RaiseOnStage,
     SetupRecorderStage,
+    SleepStage,
 )
 
 
@@ -160,15 +164,77 @@ def test_the_pool_the_plan_lets_grow_starts_at_full_size():
 
 
 @pytest.mark.parametrize(
-    ("operators", "expected"),
+    ("running", "outputs_waiting", "ready_again", "expected"),
     [
-        ([], 0.02),  # nothing runs
-        ([(None, [0.01])], 0.02),  # just started, no history: soon
-        ([(None, [0.5])], 0.1),  # ran 0.5 s without history: not due soon, never wait over Ray's 0.1 s
-        ([(10.0, [4.0, 9.95]), (None, [])], 0.05),  # the second task is due in 50 ms
-        ([(10.0, [12.0])], 0.02),  # overdue: poll fast until it ends
-        ([(0.05, [0.0]), (10.0, [1.0])], 0.05),  # the earliest due task counts, whichever stage
+        (0, False, False, None),  # nothing can wake the loop: poll
+        (2, False, False, ray_scheduling.HEARTBEAT_S),  # wait for the first task to finish
+        (2, True, False, ray_scheduling.PENDING_POLL_S),  # the consumer frees budget, unsignalled
+        (2, False, True, None),  # a ready task left unread: waiting would spin
     ],
 )
-def test_adaptive_scheduling_poll_waits_until_the_next_task_is_due(operators, expected):
-    assert adaptive_poll_s(operators) == pytest.approx(expected)
+def test_scheduling_wake_timeout(running, outputs_waiting, ready_again, expected):
+    assert ray_scheduling.wake_timeout(running, outputs_waiting, ready_again) == expected
+
+
+class _StepRecorder:
+    """A Ray Data execution callback recording its operators and the time of every scheduling step."""
+
+    steps: list[float] = []
+    operators: list[str] = []
+
+    def before_execution_starts(self, executor) -> None:
+        type(self).steps = []
+        type(self).operators = [op.name for op in executor._topology]
+
+    def on_execution_step(self, executor) -> None:
+        type(self).steps.append(time.perf_counter())
+
+    def after_execution_succeeds(self, executor) -> None:
+        pass
+
+    def after_execution_fails(self, executor, error) -> None:
+        pass
+
+
+@pytest.fixture
+def step_recorder(ray_cluster):
+    ctx = ray_cluster.data.DataContext.get_current()
+    ctx.custom_execution_callback_classes.append(_StepRecorder)
+    yield _StepRecorder
+    ctx.custom_execution_callback_classes.remove(_StepRecorder)
+
+
+def _steps_while_tasks_run(recorder, poll) -> int:
+    fan_out = FanOutFilterStage(drop_multiple=1000)
+    fan_out.fans_out = True  # its two outputs must reach two workers
+    pipeline = Pipeline("sleep", [fan_out, SleepStage(seconds=1.5)])
+    t0 = time.perf_counter()
+    result = pipeline.execute(RayExecutor(scheduling_poll_s=poll), [NumTask(dataset_name="nums", data=1)])
+    assert len(result.outputs) == 2 and not result.failures
+    return sum(1 for t in recorder.steps if t0 + 0.6 <= t <= t0 + 1.4)
+
+
+def test_scheduling_loop_wakes_when_a_task_finishes_not_on_a_timer(step_recorder):
+    from ray.data._internal.execution import streaming_executor_state
+
+    polled = _steps_while_tasks_run(step_recorder, 0.1)
+    woken = _steps_while_tasks_run(step_recorder, "auto")
+    # Two 1.5 s tasks run side by side: a 0.1 s poll steps ~8 times in that 0.8 s, the wake at most
+    # once per heartbeat.
+    assert polled >= 5 and woken <= 3, (polled, woken)
+    # The fan-out re-blocks its outputs in its own task: no separate repartition operator.
+    assert not any(name.startswith("StreamingRepartition") for name in step_recorder.operators)
+    assert any("StreamingRepartition" in name for name in step_recorder.operators)
+    # Other Ray Data users in this process get Ray's own wait back.
+    assert streaming_executor_state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S == ray_scheduling.RAY_POLL_S
+
+
+def test_scheduling_wake_falls_back_to_ray_polling_when_an_internal_moved(ray_cluster):
+    from ray.data._internal.execution import streaming_executor_state
+
+    callback = ray_scheduling.wake_on_task_completion()()
+    callback.before_execution_starts(object())
+    assert streaming_executor_state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S == 0.0
+    callback.on_execution_step(object())  # an executor without the attributes the wake reads
+    assert not callback.enabled
+    assert streaming_executor_state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S == ray_scheduling.RAY_POLL_S
