@@ -2,7 +2,7 @@
 
 Input: 4 synthetic 60 s 1280x720 30 fps H.264 videos (made here, cached) -> fixed-stride 10 s clips ->
 libx264 (same preset/crf on both sides), written to files.
-Ours: read -> split -> transcode -> write through RayExecutor (2 CPUs).
+Ours: read -> split -> transcode -> write through RayExecutor (CPUS = 2).
 Reference: the same cuts done by `ffmpeg` itself, one process per clip (-ss before -i: frame-accurate
 with re-encoding), 2 at a time. Needs the Debian ffmpeg package: `apt-get install ffmpeg` (benchmark only).
 With --rss, also the peak RSS of one worker transcoding a 1-minute and a 10-minute 1080p input.
@@ -35,6 +35,7 @@ from curator_core.video.writer import ClipWriterStage
 
 CACHE = Path(tempfile.gettempdir()) / "curator-bench-inputs"
 PRESET, CRF, CLIP_S = "veryfast", 23, 10.0
+CPUS = 2  # the local Ray cluster, and the ffmpeg processes run at a time
 
 
 def _fast_x264(fps: int) -> dict[str, str]:
@@ -71,7 +72,7 @@ def make_input(path: Path, seconds: int, width: int, height: int, fps: int = 30,
 
 
 def ours(inputs: list[Path], out: Path) -> tuple[float, float]:
-    """(wall seconds, share of the 2 CPUs' time that stage code ran): the rest is Ray's scheduling,
+    """(wall seconds, share of the CPUs' time that stage code ran): the rest is Ray's scheduling,
     start-up and tail."""
     pipeline = Pipeline(
         "bench",
@@ -87,11 +88,11 @@ def ours(inputs: list[Path], out: Path) -> tuple[float, float]:
     elapsed = time.perf_counter() - t0
     clips = sum(len(t.data.clips) for t in result.outputs)
     assert clips == 6 * len(inputs) and not result.failures, (clips, result.failures)
-    busy = sum(stats.process_time_s for stats in result.stage_stats.values()) / (2 * elapsed)
+    busy = sum(stats.process_time_s for stats in result.stage_stats.values()) / (CPUS * elapsed)
     return elapsed, busy
 
 
-def reference(inputs: list[Path], out: Path, parallel: int = 2) -> float:
+def reference(inputs: list[Path], out: Path, parallel: int = CPUS) -> float:
     out.mkdir(parents=True, exist_ok=True)
     jobs = []
     for n, path in enumerate(inputs):
@@ -158,7 +159,7 @@ def main() -> None:
     if not shutil.which("ffmpeg"):
         raise SystemExit("the reference needs the ffmpeg CLI: apt-get install ffmpeg (benchmark only)")
     inputs = [make_input(CACHE / f"in_{i}_720p_60s.mp4", 60, 1280, 720, seed=i) for i in range(4)]
-    print(f"ray start-up: {ensure_ray(num_cpus=2):.2f} s")
+    print(f"ray start-up: {ensure_ray(num_cpus=CPUS):.2f} s")
     ours_s, ref_s, busy = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         ours(inputs[:1], Path(tmp) / "warm")  # warm-up: worker processes, imports
@@ -173,13 +174,13 @@ def main() -> None:
             if not r % 2:
                 ref_s.append(reference(inputs, Path(tmp) / f"ref{r}"))
             print(
-                f"  run {r}: ours {wall:.2f} s (stages busy {share:.1%} of 2 CPUs), ffmpeg CLI {ref_s[-1]:.2f} s,"
+                f"  run {r}: ours {wall:.2f} s (stages busy {share:.1%} of {CPUS} CPUs), ffmpeg CLI {ref_s[-1]:.2f} s,"
                 f" ratio {wall / ref_s[-1]:.2f}"
             )
     o, f = statistics.median(ours_s), statistics.median(ref_s)
     print(f"4 x 60 s 720p30 -> 24 clips of 10 s, libx264 {PRESET} crf {CRF}, median of {args.repeats}:")
-    print(f"  ours (RayExecutor, 2 CPUs)        {o:7.2f} s (stages busy {statistics.median(busy):.1%})")
-    print(f"  ffmpeg CLI, 1 process/clip, 2 at a time {f:7.2f} s")
+    print(f"  ours (RayExecutor, {CPUS} CPUs)        {o:7.2f} s (stages busy {statistics.median(busy):.1%})")
+    print(f"  ffmpeg CLI, 1 process/clip, {CPUS} at a time {f:7.2f} s")
     print(f"  ratio ours/ffmpeg                 {o / f:7.2f} (target <= 1.0)")
     ratios = sorted(o_ / f_ for o_, f_ in zip(ours_s, ref_s, strict=True))
     print(f"  per-run ratios                    {' '.join(f'{x:.2f}' for x in ratios)}")

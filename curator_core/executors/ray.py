@@ -1,9 +1,11 @@
-"""RayExecutor: each stage is an autoscaling Ray Data actor pool; stages stream into one another.
+"""RayExecutor: stages run as Ray Data map operators (actor pools for stages with per-worker state, Ray
+tasks for the others, consecutive stateless stages fused) that stream into one another.
 
 We do not schedule anything ourselves: Ray Data's streaming engine moves blocks of tasks between
-`map_batches` actor pools with bounded in-flight work. What this module adds is the sizing that keeps a
-small machine from deadlocking (every pool must be able to hold one actor at the same time), a
-project-private local cluster, and the adapter that runs a stage inside an actor.
+`map_batches` operators with bounded in-flight work. What this module adds is the sizing that keeps a
+small machine from deadlocking (every pool must be able to hold one actor at the same time), the fusion of
+stages, a project-private local cluster, and the adapters that run stages inside an actor or a task; when
+the scheduling loop wakes is `ray_scheduling`'s.
 """
 
 from __future__ import annotations
@@ -158,7 +160,8 @@ def plan_stages(
     total = sum(cpu_requests)
     growths = [(m - 1) * c for m, c in zip(max_workers, cpu_requests, strict=True)]
     growth = max(growths)
-    # Leave one CPU free for Ray Data's own tasks (re-blocking after a fan-out runs as a 1-CPU task).
+    # Leave one CPU free for Ray Data's own tasks (re-blocking after an actor stage that fans out runs as a
+    # 1-CPU task; a task stage's re-blocking is fused into it, see _split_blocks).
     budget = max(cluster_cpus - 1.0, cluster_cpus * 0.5)
     scale = min(1.0, budget / (total + growth)) if total + growth > 0 else 1.0
     if scale < 1.0:
@@ -339,12 +342,12 @@ def _split_blocks(ds: Any, rows_per_block: int) -> Any:
     import ray.data
 
     upstream = ds._logical_plan.dag
+    compute = getattr(upstream, "compute", None)
     try:
         from ray.data._internal.logical.interfaces import LogicalPlan
         from ray.data._internal.logical.operators.map_operator import StreamingRepartition
     except ImportError:
-        return ds.repartition(target_num_rows_per_block=rows_per_block)
-    compute = getattr(upstream, "compute", None)
+        compute = None
     if not isinstance(compute, ray.data.TaskPoolStrategy):
         return ds.repartition(target_num_rows_per_block=rows_per_block)
     op = StreamingRepartition(
@@ -357,7 +360,8 @@ def _split_blocks(ds: Any, rows_per_block: int) -> Any:
 
 
 class RayExecutor(Executor):
-    """Runs stages as Ray Data actor pools.
+    """Runs stages as Ray Data operators: actor pools for stages with per-worker state, Ray tasks (fused)
+    for the others.
 
     execution_mode: "streaming" (all stages at once, bounded in-flight work) or "batch" (each stage
         completes before the next starts).
