@@ -184,6 +184,7 @@ def main() -> None:
     print(f"  ratio ours/ffmpeg                 {o / f:7.2f} (target <= 1.0)")
     ratios = sorted(o_ / f_ for o_, f_ in zip(ours_s, ref_s, strict=True))
     print(f"  per-run ratios                    {' '.join(f'{x:.2f}' for x in ratios)}")
+    print(f"  runs at or under 1.0              {sum(x <= 1.0 for x in ratios)} of {len(ratios)}")
     if args.rss:
         for minutes in (1, 10):
             path = make_long_input(CACHE / f"long_1080p_{minutes}min.mp4", minutes * 60)
