@@ -9,8 +9,8 @@ there is something to do: once per finished task, plus a heartbeat for what no t
 autoscaler, the consumer taking outputs).
 
 This reaches into Ray Data internals that have no public setting (the wait constant, the executor's
-topology, operator tasks' waitables, the metadata fetcher's mode). Where one is missing, nothing is
-changed and Ray Data keeps its own 0.1 s poll.
+topology, operator tasks' waitables, the metadata fetcher's mode), only for the length of our executions.
+Where one is missing, Ray Data keeps its own 0.1 s poll.
 """
 
 from __future__ import annotations
@@ -52,16 +52,19 @@ def wake_timeout(running: int, outputs_waiting: bool, ready_again: bool) -> floa
     return PENDING_POLL_S if outputs_waiting else HEARTBEAT_S
 
 
-def _use_inline_metadata() -> bool:
-    """Ray Data 2.60 fetches block metadata on a background thread and hands the blocks on at the next
-    step; a loop that sleeps until a task finishes would hold them until then. Inline fetching (Ray
-    Data's own fallback mode) hands them on in the step that read them."""
+def swap_metadata_prefetch(on_thread: bool) -> bool | None:
+    """Set whether Ray Data fetches block metadata on a background thread; returns the mode it replaced,
+    None where Ray Data has no such mode.
+
+    Ray Data 2.60 fetches it on a thread and hands the blocks on at the next step; a loop that sleeps until
+    a task finishes would hold them until then. Inline fetching (Ray Data's own fallback mode) hands them
+    on in the step that read them."""
     from ray.data._internal.execution import metadata_fetcher
 
-    if not hasattr(metadata_fetcher, "_PREFETCH_ON_THREAD"):
-        return False
-    metadata_fetcher._PREFETCH_ON_THREAD = False
-    return True
+    previous = getattr(metadata_fetcher, "_PREFETCH_ON_THREAD", None)
+    if previous is not None:
+        metadata_fetcher._PREFETCH_ON_THREAD = on_thread
+    return previous
 
 
 @functools.cache
@@ -74,7 +77,10 @@ def wake_on_task_completion() -> type:
     class WakeOnTaskCompletion(ExecutionCallback):
         def before_execution_starts(self, executor: Any) -> None:
             self.last_ready: set[Any] = set()
-            self.enabled = set_ray_wait(0.0)
+            self.prefetch_on_thread = swap_metadata_prefetch(False)
+            self.enabled = self.prefetch_on_thread is not None and set_ray_wait(0.0)
+            if not self.enabled:
+                self._restore()
 
         def on_execution_step(self, executor: Any) -> None:
             if not self.enabled:
@@ -85,8 +91,7 @@ def wake_on_task_completion() -> type:
                 logger.warning(
                     "scheduling wake disabled; Ray Data polls every %s s", RAY_POLL_S, exc_info=True
                 )
-                self.enabled = False
-                set_ray_wait(RAY_POLL_S)
+                self._restore()
 
         def _wait_for_first_task(self, executor: Any) -> None:
             topology = executor._topology or {}
@@ -103,11 +108,18 @@ def wake_on_task_completion() -> type:
             ready, _ = ray.wait(waitables, num_returns=1, timeout=timeout, fetch_local=False)
             self.last_ready = set(ready)
 
-        def after_execution_succeeds(self, executor: Any) -> None:
+        def _restore(self) -> None:
+            """Ray Data's own poll and metadata mode, for the rest of this run and for other users."""
+            self.enabled = False
             set_ray_wait(RAY_POLL_S)
+            if self.prefetch_on_thread is not None:
+                swap_metadata_prefetch(self.prefetch_on_thread)
+
+        def after_execution_succeeds(self, executor: Any) -> None:
+            self._restore()
 
         def after_execution_fails(self, executor: Any, error: Exception) -> None:
-            set_ray_wait(RAY_POLL_S)
+            self._restore()
 
     return WakeOnTaskCompletion
 
@@ -116,10 +128,10 @@ def configure(ctx: Any, poll_s: float | str | None) -> None:
     """`poll_s`: "auto" wakes the loop when a task finishes; a number is Ray Data's wait in seconds on
     every step (its own default, 0.1 s, when None)."""
     callback, classes = wake_on_task_completion(), ctx.custom_execution_callback_classes
-    if poll_s == "auto" and _use_inline_metadata():
+    if poll_s == "auto":
         if callback not in classes:
             classes.append(callback)
         return
     if callback in classes:
         classes.remove(callback)
-    set_ray_wait(RAY_POLL_S if poll_s in (None, "auto") else float(poll_s))
+    set_ray_wait(RAY_POLL_S if poll_s is None else float(poll_s))

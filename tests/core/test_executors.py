@@ -215,7 +215,9 @@ def _steps_while_tasks_run(recorder, poll) -> int:
 
 
 def test_scheduling_loop_wakes_when_a_task_finishes_not_on_a_timer(step_recorder):
-    from ray.data._internal.execution import streaming_executor_state
+    from ray.data._internal.execution import metadata_fetcher, streaming_executor_state
+
+    prefetch_on_thread = metadata_fetcher._PREFETCH_ON_THREAD
 
     polled = _steps_while_tasks_run(step_recorder, 0.1)
     woken = _steps_while_tasks_run(step_recorder, "auto")
@@ -225,16 +227,20 @@ def test_scheduling_loop_wakes_when_a_task_finishes_not_on_a_timer(step_recorder
     # The fan-out re-blocks its outputs in its own task: no separate repartition operator.
     assert not any(name.startswith("StreamingRepartition") for name in step_recorder.operators)
     assert any("StreamingRepartition" in name for name in step_recorder.operators)
-    # Other Ray Data users in this process get Ray's own wait back.
+    # Other Ray Data users in this process get Ray's own wait and metadata mode back.
     assert streaming_executor_state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S == ray_scheduling.RAY_POLL_S
+    assert metadata_fetcher._PREFETCH_ON_THREAD is prefetch_on_thread
 
 
 def test_scheduling_wake_falls_back_to_ray_polling_when_an_internal_moved(ray_cluster):
-    from ray.data._internal.execution import streaming_executor_state
+    from ray.data._internal.execution import metadata_fetcher, streaming_executor_state
 
+    prefetch_on_thread = metadata_fetcher._PREFETCH_ON_THREAD
     callback = ray_scheduling.wake_on_task_completion()()
     callback.before_execution_starts(object())
     assert streaming_executor_state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S == 0.0
+    assert metadata_fetcher._PREFETCH_ON_THREAD is False
     callback.on_execution_step(object())  # an executor without the attributes the wake reads
     assert not callback.enabled
     assert streaming_executor_state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S == ray_scheduling.RAY_POLL_S
+    assert metadata_fetcher._PREFETCH_ON_THREAD is prefetch_on_thread
