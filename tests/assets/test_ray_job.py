@@ -23,77 +23,88 @@ from curator_assets.resources import CuratorSettings, RayRunner
 from curator_core.store import ClipStore
 from tests.assets.conftest import add_batch
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+HEAD_ATTEMPTS = 3
 
 
-@pytest.fixture
-def ray_head():
-    """A separate single-node Ray cluster with the job server, as a deployment would have."""
-    temp = tempfile.mkdtemp(prefix="/tmp/rh")  # Ray's socket paths must stay short
-    port, dashboard = _free_port(), _free_port()
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct ports free right now. Another process may take one before Ray binds it (seen:
+    the runtime-env agent failed with "Address already in use" and took the head down), so the fixture
+    starts the head again on fresh ports when it dies."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _start_head(temp: str) -> tuple[subprocess.Popen, str]:
+    port, dashboard, *agents = _free_ports(7)
     # Its agents need ports of their own: another Ray (the test session's) holds the default ones.
-    agent_ports = [
-        f"--{flag}={_free_port()}"
-        for flag in (
-            "dashboard-agent-listen-port",
-            "dashboard-agent-grpc-port",
-            "metrics-export-port",
-            "runtime-env-agent-port",
-            "ray-client-server-port",
-        )
-    ]
+    flags = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
+             "runtime-env-agent-port", "ray-client-server-port")  # fmt: skip
     ray = Path(sys.executable).parent / "ray"
     process = subprocess.Popen(
         [str(ray), "start", "--head", "--block", f"--port={port}", f"--dashboard-port={dashboard}",
          "--dashboard-host=127.0.0.1", "--num-cpus=2", f"--temp-dir={temp}", "--include-dashboard=true",
-         "--disable-usage-stats", *agent_ports],
+         "--disable-usage-stats", *(f"--{flag}={p}" for flag, p in zip(flags, agents, strict=True))],
         env={**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": ""},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
-    address = f"http://127.0.0.1:{dashboard}"
+    return process, f"http://127.0.0.1:{dashboard}"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
     try:
-        deadline = time.time() + 180
-        while True:
-            assert process.poll() is None, "ray start --head exited"
-            try:
-                with urllib.request.urlopen(f"{address}/api/version", timeout=5):
-                    break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(1)
-        _wait_for_job_agent(address, deadline)
-        yield address
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
 
 
-def _wait_for_job_agent(address: str, deadline: float) -> None:
-    """The dashboard answers before its job agent is up; submit a no-op job until one is accepted."""
+def _head_ready(process: subprocess.Popen, address: str, deadline: float) -> bool:
+    """True once the dashboard answers and its job agent runs a no-op job; False if the head died."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    client = JobSubmissionClient(address)
+    client = job = None
     while True:
+        if process.poll() is not None:
+            return False  # `ray start --block` ends the whole head when one of its processes dies
+        assert time.time() < deadline, "the test Ray head did not come up"
         try:
-            job = client.submit_job(entrypoint="true")
-            break
+            if client is None:
+                with urllib.request.urlopen(f"{address}/api/version", timeout=5):
+                    client = JobSubmissionClient(address)
+            if job is None:
+                # The dashboard answers before its job agent is up; submit until a job is accepted.
+                job = client.submit_job(entrypoint="true")
+            if client.get_job_status(job) in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+                return True
+        except OSError:  # not answering yet, or gone (then the head process has exited)
+            pass
         except RuntimeError as exc:
-            if "agent" not in str(exc) or time.time() > deadline:
+            if "agent" not in str(exc):
                 raise
-            time.sleep(1)
-    while client.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
-        assert time.time() < deadline, "the no-op Ray job did not finish"
         time.sleep(0.5)
+
+
+@pytest.fixture
+def ray_head():
+    """A separate single-node Ray cluster with the job server, as a deployment would have."""
+    for _ in range(HEAD_ATTEMPTS):
+        temp = tempfile.mkdtemp(prefix="/tmp/rh")  # Ray's socket paths must stay short
+        process, address = _start_head(temp)
+        try:
+            if _head_ready(process, address, deadline=time.time() + 180):
+                yield address
+                return
+        finally:
+            _stop(process)
+    pytest.fail(f"the test Ray head died while starting, {HEAD_ATTEMPTS} times")
 
 
 def test_steps_run_as_ray_jobs_with_pipes(ray_head, workdir, three_shots, static_video):
