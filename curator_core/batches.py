@@ -35,6 +35,9 @@ from curator_core.store.records import (
 )
 from curator_core.store.store import embeddings_table_name
 from curator_core.tasks import VideoTask
+from curator_core.training.options import ShardOptions
+from curator_core.training.shards import export_shards
+from curator_core.training.stats import merge_stats
 from curator_core.video.model_stage import ClipModelStage
 from curator_core.video.pipelines import SplitOptions, caption_stages, embedding_stages, split_pipeline
 from curator_core.video.preview import thumbnail_jpeg
@@ -43,7 +46,7 @@ from curator_core.video.stored_clips import StoredClipReader
 
 logger = logging.getLogger(__name__)
 
-STEPS = ("raw_videos", "clips", "clip_embeddings", "clip_captions")
+STEPS = ("raw_videos", "clips", "clip_embeddings", "clip_captions", "training_shards")
 PREVIEW_ROWS = 8
 
 
@@ -54,23 +57,32 @@ class BatchSettings:
     landing: the folder or fsspec URI whose subfolders are upload batches.
     output_root: clip media go under <output_root>/<batch>/ (clips/, previews/, metadata/).
     store_uri: the clip store (LanceDB: a local folder or s3://, gs://...).
+    shards_root: WebDataset shards go under <shards_root>/<batch>/, the dataset manifest at its top.
     """
 
     landing: str = "state/landing"
     output_root: str = "state/outputs"
     store_uri: str = "state/store"
+    shards_root: str = "state/shards"
     options: SplitOptions = field(default_factory=SplitOptions)
+    shard_options: ShardOptions = field(default_factory=ShardOptions)
 
     def batch_uri(self, batch_key: str) -> str:
         return posixpath.join(self.landing.rstrip("/"), batch_key)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
+        return json.dumps({**dataclasses.asdict(self), "shard_options": self.shard_options.model_dump()})
 
     @classmethod
     def from_json(cls, text: str) -> BatchSettings:
         data = json.loads(text)
-        return cls(**{**data, "options": SplitOptions(**data["options"])})
+        return cls(
+            **{
+                **data,
+                "options": SplitOptions(**data["options"]),
+                "shard_options": ShardOptions(**data.get("shard_options", {})),
+            }
+        )
 
 
 @dataclass
@@ -88,6 +100,7 @@ class StepSummary:
     notes: list[str]
     models: dict[str, str] = field(default_factory=dict)  # role -> model id used
     ray_job_id: str | None = None  # set when the step ran as a submitted Ray job
+    details: dict[str, Any] = field(default_factory=dict)  # what is particular to the step (JSON-able)
 
     @property
     def throughput(self) -> float:
@@ -299,6 +312,57 @@ def _clip_captions(batch_key: str, settings: BatchSettings, executor) -> StepSum
     )
 
 
+SHARD_URIS_LISTED = 100  # shard URIs a summary carries (the batch's index.json lists them all)
+
+
+def _training_shards(batch_key: str, settings: BatchSettings, executor) -> StepSummary:
+    export = export_shards(
+        settings.store_uri, batch_key, settings.shards_root, settings.shard_options, executor
+    )
+    stats = merge_stats(s.stats for s in export.shards)
+    preview = [
+        {
+            "shard": posixpath.basename(s.uri),
+            "samples": s.samples,
+            "MiB": round(s.bytes / 2**20, 2),
+            "sha256": s.sha256[:16],
+        }
+        for s in export.shards[:PREVIEW_ROWS]
+    ]
+    notes = []
+    if not export.samples:
+        drops = ", ".join(f"{rule}: {n}" for rule, n in export.dropped.items() if n) or "no clips"
+        notes.append(f"no clip of batch {batch_key} passed the selection rules ({drops}): no shards")
+    details = {
+        "root": export.root,
+        "index_uri": export.index_uri,
+        "generation": export.generation,
+        "shard_uris": [s.uri for s in export.shards[:SHARD_URIS_LISTED]],
+        "shards": len(export.shards),
+        "samples": export.samples,
+        "bytes": export.bytes,
+        "candidates": export.candidates,
+        "dropped": export.dropped,
+        "embedding_model": export.embedding_model,
+        "verified_shards": len(export.shards),  # each worker read its shard back before it returned
+        "removed_stale_shards": len(export.removed),
+    }
+    models = {"embedding": export.embedding_model} if export.embedding_model else {}
+    return StepSummary(
+        "training_shards",
+        batch_key,
+        settings.store_uri,
+        {"training_shards": len(export.shards)},
+        export.failures,
+        export.pipeline_s,
+        stats["seconds"],
+        preview,
+        notes,
+        models,
+        details=details,
+    )
+
+
 def _short(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -319,4 +383,5 @@ _STEP_FUNCTIONS = {
     "clips": _clips,
     "clip_embeddings": _clip_embeddings,
     "clip_captions": _clip_captions,
+    "training_shards": _training_shards,
 }

@@ -194,27 +194,115 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("export", "export a clip-store table to Parquet")
+@command(
+    "export",
+    "export a clip-store table to Parquet, a batch as WebDataset training shards, or the dataset manifest",
+)
 def _export_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("table", help="videos, clips, clip_captions, failures or clip_embeddings__<model>")
-    parser.add_argument("--to", choices=["parquet"], default="parquet")
-    parser.add_argument("path", help="output file (local path or fsspec URL)")
+    from curator_core.training.options import ShardOptions
+
+    parser.add_argument(
+        "what",
+        help="shards (a batch's training shards), manifest (every batch's shards), or a table: videos, "
+        "clips, clip_captions, failures, training_shards, clip_embeddings__<model>",
+    )
+    parser.add_argument("path", nargs="?", help="table: the output file (local path or fsspec URL)")
+    parser.add_argument(
+        "--to",
+        default=None,
+        help="table: the format (parquet); shards and manifest: the shards root (folder or fsspec URL)",
+    )
     parser.add_argument("--store", default="state/store", help="clip store URI")
+    parser.add_argument("--batch", default=None, help="shards: the batch key")
+    parser.add_argument(
+        "--storage-options",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help='shards and manifest: fsspec options of the destination, e.g. {"endpoint_url": "http://..."}',
+    )
+    add_model_arguments(parser.add_argument_group("shards: selection and packing"), ShardOptions)
 
 
 @_export_args.run
 def _export(args: argparse.Namespace) -> int:
     from curator_core.store import ClipStore
 
+    if args.what in ("shards", "manifest"):
+        return _export_training(args)
     store = ClipStore(args.store)
-    if args.table not in store.table_names():
+    if args.to not in (None, "parquet") or not args.path:
+        print("curator export: a table export is `curator export TABLE --to parquet PATH`", file=sys.stderr)
+        return 2
+    if args.what not in store.table_names():
         print(
-            f"curator export: no table {args.table!r} in {args.store} (tables: {', '.join(store.table_names()) or 'none'})",
+            f"curator export: no table {args.what!r} in {args.store} (tables: {', '.join(store.table_names()) or 'none'})",
             file=sys.stderr,
         )
         return 2
-    print(f"{store.export(args.table, args.path)} rows -> {args.path}")
+    print(f"{store.export(args.what, args.path)} rows -> {args.path}")
     return 0
+
+
+def _export_training(args: argparse.Namespace) -> int:
+    from curator_core.training.manifest import write_manifest
+    from curator_core.training.options import ShardOptions
+    from curator_core.training.shards import ShardExportError, export_shards
+
+    if not args.to or (args.what == "shards" and not args.batch):
+        print(f"curator export {args.what}: give --to ROOT" + (" and --batch KEY" if args.what == "shards" else ""),
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.what == "manifest":
+        manifest = write_manifest(args.store, args.to, args.storage_options)
+        print(json.dumps({"root": args.to, **manifest.totals}, indent=2))
+        return 0
+    try:
+        export = export_shards(
+            args.store, args.batch, args.to, model_from_args(args, ShardOptions), None, args.storage_options
+        )
+    except ShardExportError as exc:
+        print(f"curator export shards: {exc}", file=sys.stderr)
+        return 1
+    print(
+        json.dumps(
+            {
+                "batch": export.batch_key,
+                "index": export.index_uri,
+                "shards": [s.uri for s in export.shards],
+                "samples": export.samples,
+                "bytes": export.bytes,
+                "candidates": export.candidates,
+                "dropped": export.dropped,
+                "failed": export.failures,
+            },
+            indent=2,
+        )
+    )
+    for failure in export.failures:
+        print(f"failed: {failure['input']}: {failure['reason']}", file=sys.stderr)
+    return 1 if export.failures else 0
+
+
+def add_model_arguments(parser, model) -> None:
+    """One flag per field of a pydantic options model, with its default and description (declared once)."""
+    for name, field in model.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        annotation = field.annotation
+        kinds = set(getattr(annotation, "__args__", ())) - {type(None)} or {annotation}
+        help_text = f"{field.description} (default: {field.default})"
+        if kinds == {bool}:
+            parser.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            parser.add_argument(flag, dest=name, type=next(iter(kinds)), default=None, help=help_text)
+
+
+def model_from_args(args: argparse.Namespace, model):
+    """The options model from the flags that were given (the model's defaults for the rest)."""
+    given = {name: getattr(args, name) for name in model.model_fields if getattr(args, name) is not None}
+    return model(**given)
 
 
 @command("models", "provide model weights in the model directory (CURATOR_MODEL_DIR, default ./models)")

@@ -12,7 +12,7 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.14.1}" "torchvision==${TORCHVISION_VERSION:-0.29.1}"
-.venv/bin/python -m pip install -q -e '.[dev,transnet]'
+.venv/bin/python -m pip install -q -e '.[dev,transnet,s3]'
 rm -f .venv/.setup-*
 touch "$stamp"
 echo "setup: .venv ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -31,3 +31,46 @@ def shared_videos() -> Path:
     if not SHARED_VIDEOS.is_dir():
         pytest.skip(f"shared test videos not found at {SHARED_VIDEOS}")
     return SHARED_VIDEOS
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> dict:
+    """moto's standalone S3-compatible server on 127.0.0.1 (a real HTTP server in its own process), with
+    a bucket `curator`. Returns the fsspec storage options that reach it."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "endpoint_url": f"http://127.0.0.1:{port}",
+    }
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"moto server did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+        import s3fs
+
+        s3fs.S3FileSystem(**options).mkdir("curator")
+        yield options
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

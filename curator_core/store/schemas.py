@@ -66,6 +66,19 @@ FAILURES = _schema(
 )
 
 
+TRAINING_SHARDS = _schema(  # one row per WebDataset shard of a batch; content_hash is the shard's sha256
+    pa.field("shard_index", pa.int64()),
+    pa.field("shard_uri", pa.string()),
+    pa.field("generation", pa.string()),  # hash of the rules and the selected clips: part of the name
+    pa.field("samples", pa.int64()),
+    pa.field("bytes", pa.int64()),
+    pa.field("parts", pa.string()),  # extensions every sample carries, comma-separated
+    pa.field("caption_model", pa.string()),
+    pa.field("rules_json", pa.string()),  # the ShardOptions used
+    pa.field("stats_json", pa.string()),  # mergeable histograms of durations and scores (training.stats)
+)
+
+
 def clip_embeddings(dim: int) -> pa.Schema:
     """Embeddings of one model: the vector column is sized for that model."""
     return _schema(pa.field("uuid", pa.string()), pa.field("vector", pa.list_(pa.float32(), dim)))
@@ -77,4 +90,5 @@ TABLES: dict[str, pa.Schema] = {
     "clip_captions": CLIP_CAPTIONS,
     "clip_duplicates": CLIP_DUPLICATES,
     "failures": FAILURES,
+    "training_shards": TRAINING_SHARDS,
 }

@@ -226,14 +226,18 @@ class ClipStore:
         return deleted
 
     # --- reads ----------------------------------------------------------------------------------------
-    def rows(self, name: str, where: str | None = None) -> pa.Table:
-        """All rows of a table (optionally filtered); an empty table when it does not exist yet."""
+    def rows(self, name: str, where: str | None = None, columns: list[str] | None = None) -> pa.Table:
+        """All rows of a table (optionally filtered, optionally only some columns); an empty table when
+        it does not exist yet."""
         if name not in self.table_names():
             declared = schemas.TABLES.get(name)
-            return declared.empty_table() if declared is not None else pa.table({})
+            empty = declared.empty_table() if declared is not None else pa.table({})
+            return empty.select(columns) if columns and declared is not None else empty
         query = self.db.open_table(name).search()
         if where:
             query = query.where(where)
+        if columns:
+            query = query.select(columns)
         return query.limit(None).to_arrow()
 
     def embedding_models(self) -> list[str]:
