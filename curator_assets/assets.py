@@ -1,4 +1,5 @@
-"""The four assets of an upload batch: raw_videos -> clips -> clip_embeddings, clip_captions.
+"""The assets of an upload batch: raw_videos -> clips -> clip_embeddings, clip_captions -> training_shards,
+and across batches, dataset_manifest.
 
 Each materialization builds the curator_core pipeline of its step for one partition (batch), runs it on
 Ray (RayRunner), replaces the batch's rows in the clip store and reports what it did. No IO manager moves
@@ -10,20 +11,29 @@ import time
 import dagster as dg
 
 from curator_assets import checks
-from curator_assets.configs import CaptionsConfig, ClipsConfig, EmbeddingsConfig
-from curator_assets.metadata import step_metadata
+from curator_assets.configs import CaptionsConfig, ClipsConfig, EmbeddingsConfig, TrainingShardsConfig
+from curator_assets.metadata import manifest_metadata, shard_metadata, step_metadata
 from curator_assets.partitions import BACKFILL_POLICY, upload_batches
 from curator_assets.resources import CuratorSettings, RayRunner
 from curator_core.store import ClipStore, schemas
 from curator_core.store.store import embeddings_table_name
+from curator_core.training.manifest import write_manifest
+from curator_core.training.options import ShardOptions
 from curator_core.video.pipelines import SplitOptions
 
 GROUP = "video_curation"
 KINDS = {"ray", "lancedb"}
 
 
-def _run(context, step: str, curator: CuratorSettings, ray_runner: RayRunner, options: SplitOptions):
-    settings = curator.batch_settings(options)
+def _run(
+    context,
+    step: str,
+    curator: CuratorSettings,
+    ray_runner: RayRunner,
+    options: SplitOptions,
+    shard_options: ShardOptions | None = None,
+):
+    settings = curator.batch_settings(options, shard_options)
     t0 = time.perf_counter()
     summary = ray_runner.run_step(context, step, context.partition_key, settings)
     for note in summary.notes:
@@ -121,4 +131,52 @@ def clip_captions(
     )
 
 
-ASSETS = [raw_videos, clips, clip_embeddings, clip_captions]
+@dg.asset(
+    deps=[clips, clip_embeddings, clip_captions],
+    partitions_def=upload_batches,
+    backfill_policy=BACKFILL_POLICY,
+    group_name=GROUP,
+    kinds=KINDS | {"webdataset"},
+    code_version="training_shards-1",
+    check_specs=checks.SHARD_CHECKS,
+    description="The batch's kept clips that pass the selection rules, as WebDataset tar shards written "
+    "by the Ray workers (<key>.mp4/.json/.txt/.npy per clip) under <shards_root>/<batch>/, with an "
+    "index.json; one row per shard in table `training_shards`. Same batch and rules: same bytes.",
+)
+def training_shards(
+    context: dg.AssetExecutionContext,
+    config: TrainingShardsConfig,
+    curator: CuratorSettings,
+    ray_runner: RayRunner,
+) -> dg.MaterializeResult:
+    summary, seconds, store = _run(
+        context, "training_shards", curator, ray_runner, SplitOptions(), config.options()
+    )
+    return dg.MaterializeResult(
+        metadata=shard_metadata(summary, seconds),
+        check_results=checks.shard_checks(store, summary.details["index_uri"]),
+    )
+
+
+# Rebuilt whenever a batch's shards change (the dataset_manifest_automation sensor evaluates this); a batch
+# that has no shards yet does not hold the others back.
+MANIFEST_AUTOMATION = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+
+
+@dg.asset(
+    deps=[training_shards],
+    group_name=GROUP,
+    kinds={"lancedb", "webdataset"},
+    code_version="dataset_manifest-1",
+    automation_condition=MANIFEST_AUTOMATION,
+    description="Every shard of every batch in one manifest (manifest.json, manifest.parquet) and a "
+    "dataset card (DATASET_CARD.md) at the top of the shards root, built from table `training_shards`.",
+)
+def dataset_manifest(context: dg.AssetExecutionContext, curator: CuratorSettings) -> dg.MaterializeResult:
+    settings = curator.batch_settings(SplitOptions())
+    manifest = write_manifest(settings.store_uri, settings.shards_root)
+    context.log.info(f"manifest: {manifest.totals}")
+    return dg.MaterializeResult(metadata=manifest_metadata(manifest))
+
+
+ASSETS = [raw_videos, clips, clip_embeddings, clip_captions, training_shards]  # one upload batch each

@@ -132,3 +132,59 @@ def _every_kept_clip_has(check_name: str, asset: str, kept: set[str], have: set[
         passed=kept <= have,
         metadata={"kept_clips": len(kept), "covered": len(have & kept), "missing": sorted(kept - have)[:20]},
     )
+
+
+SHARD_VERIFY_SAMPLE = 20  # shards read back in full per check (every shard's size is checked)
+SHARD_CHECKS = [
+    dg.AssetCheckSpec(
+        "shards_open_and_complete",
+        asset="training_shards",
+        description="every shard the batch's index lists exists with its size and is in the store; up to "
+        f"{SHARD_VERIFY_SAMPLE} are read back in full: they open, match their sha256, hold the listed "
+        "sample count, and every sample has all its parts",
+    ),
+]
+
+
+def shard_checks(store: ClipStore, index_uri: str) -> list[dg.AssetCheckResult]:
+    import json
+
+    from curator_core.training.shards import read_shard, shard_problems
+
+    with fsspec.open(index_uri, "rb") as handle:
+        index = json.load(handle)
+    listed = index["shards"]
+    rows = store.rows("training_shards", _batch(index["batch_key"]), columns=["shard_uri"])
+    not_in_store = sorted({s["uri"] for s in listed} - set(rows.column("shard_uri").to_pylist()))
+    missing, wrong_size, problems = [], [], {}
+    for i, shard in enumerate(listed):
+        fs, path = fsspec.core.url_to_fs(shard["uri"])
+        if not fs.exists(path):
+            missing.append(shard["uri"])
+            continue
+        if int(fs.info(path)["size"]) != shard["bytes"]:
+            wrong_size.append(shard["uri"])
+        if i < SHARD_VERIFY_SAMPLE:
+            found = shard_problems(
+                read_shard(shard["uri"]), index["parts"], shard["sha256"], samples=shard["samples"]
+            )
+            if found:
+                problems[shard["uri"]] = found[:5]
+    return [
+        dg.AssetCheckResult(
+            check_name="shards_open_and_complete",
+            asset_key="training_shards",
+            passed=not (missing or wrong_size or problems or not_in_store),
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "shards": len(listed),
+                "read_back": min(len(listed), SHARD_VERIFY_SAMPLE),
+                "samples": index["samples"],
+                "parts": ", ".join(index["parts"]),
+                "missing": missing[:20],
+                "wrong_size": wrong_size[:20],
+                "not_in_store": not_in_store[:20],
+                "problems": problems,
+            },
+        )
+    ]

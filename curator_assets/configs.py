@@ -1,8 +1,9 @@
 """Run configuration of each asset (the Launchpad shows these with their defaults)."""
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, create_model
 
+from curator_core.training.options import ShardOptions
 from curator_core.video.pipelines import SplitOptions
 
 
@@ -68,3 +69,17 @@ class CaptionsConfig(dg.Config):
             caption_max_new_tokens=self.max_new_tokens,
             enhance_captions=self.enhance,
         )
+
+
+class _ShardsConfigBase(dg.Config):
+    def options(self) -> ShardOptions:
+        return ShardOptions(**self.model_dump())
+
+
+# The knobs, defaults and descriptions are ShardOptions' own: declared once in curator_core.
+TrainingShardsConfig = create_model(
+    "TrainingShardsConfig",
+    __base__=_ShardsConfigBase,
+    __doc__="Which clips become training samples, and how they are packed into shards.",
+    **{name: (f.annotation, f) for name, f in ShardOptions.model_fields.items()},
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from curator_assets.assets import ASSETS
+from curator_assets.assets import ASSETS, dataset_manifest
 from curator_assets.partitions import upload_batches
 from curator_assets.resources import CuratorSettings, RayRunner
 from curator_assets.sensors import new_upload_batches
@@ -15,12 +15,22 @@ curate_batch = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*ASSETS),
     partitions_def=upload_batches,
     executor_def=dg.in_process_executor,
-    description="All four assets of one upload batch.",
+    description="Every asset of one upload batch, from raw videos to training shards.",
+)
+
+# Rebuilds the dataset manifest after any batch's shards change (its automation condition). On by default:
+# it only acts when shards were written, and Dagster's own default automation sensor starts switched off.
+manifest_automation = dg.AutomationConditionSensorDefinition(
+    "dataset_manifest_automation",
+    target=dg.AssetSelection.assets(dataset_manifest),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Materializes dataset_manifest when training_shards of any batch were materialized.",
 )
 
 defs = dg.Definitions(
-    assets=ASSETS,
+    assets=[*ASSETS, dataset_manifest],
     jobs=[curate_batch],
-    sensors=[new_upload_batches],
+    sensors=[new_upload_batches, manifest_automation],
     resources={"curator": CuratorSettings(), "ray_runner": RayRunner()},
 )

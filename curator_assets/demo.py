@@ -1,10 +1,16 @@
 """The main job on embedded defaults (`curator demo`, `make run`): make a batch of sample videos, drop it
-into the landing folder, add its partition and materialize all four assets for it through Dagster, on
-local Ray, into the clip store under ./state. Re-running replaces the batch; nothing is duplicated."""
+into the landing folder, add its partition and materialize every asset of the batch through Dagster, on
+local Ray, into the clip store under ./state, down to its training shards; then rebuild the dataset
+manifest (what the dataset_manifest_automation sensor does under `dagster dev`). Re-running replaces the
+batch; nothing is duplicated."""
 
+import json
 import time
 from pathlib import Path
 
+import dagster as dg
+
+from curator_assets.assets import dataset_manifest
 from curator_assets.definitions import defs
 from curator_assets.instance import project_instance
 from curator_assets.partitions import upload_batches
@@ -59,8 +65,12 @@ def run_demo(batch: str = DEMO_BATCH) -> dict:
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
+    manifest = dg.materialize(
+        [dataset_manifest], instance=instance, resources={"curator": curator}, raise_on_error=False
+    )
     wall_s = time.perf_counter() - t0
     settings = curator.batch_settings(SplitOptions())
+    index = Path(settings.shards_root) / batch / "index.json"
     store = ClipStore(settings.store_uri)
     where = f"batch_key = '{batch}'"
     clips = store.rows("clips", where).to_pylist()
@@ -70,7 +80,7 @@ def run_demo(batch: str = DEMO_BATCH) -> dict:
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
     return {
-        "success": result.success,
+        "success": result.success and manifest.success,
         "run_id": result.run_id,
         "batch": batch,
         "inputs": [str(v) for v in videos],
@@ -81,6 +91,9 @@ def run_demo(batch: str = DEMO_BATCH) -> dict:
         "checks": checks,
         "store_uri": settings.store_uri,
         "output_root": str(Path(settings.output_root) / batch),
+        "shards": json.loads(index.read_text()) if index.exists() else None,
+        "shards_index": str(index),
+        "manifest": str(Path(settings.shards_root) / "manifest.json"),
         "dagster_home": str(instance.root_directory),
         "notes": notes,
     }

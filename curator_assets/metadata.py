@@ -7,6 +7,16 @@ import dagster as dg
 import pyarrow as pa
 
 from curator_core.batches import StepSummary
+from curator_core.store import schemas
+from curator_core.training.manifest import (
+    CARD,
+    MANIFEST_JSON,
+    MANIFEST_PARQUET,
+    Manifest,
+    dataset_card,
+    png_data_uri,
+    score_plot_png,
+)
 
 
 def _cell(value) -> str:
@@ -32,10 +42,10 @@ def step_metadata(summary: StepSummary, table: str, schema: pa.Schema, run_s: fl
     metadata = {
         "dagster/row_count": dg.MetadataValue.int(summary.tables.get(table, 0)),
         "dagster/column_schema": column_schema(schema),
-        "pipeline_seconds": dg.MetadataValue.float(round(summary.pipeline_s, 3)),
-        "step_seconds": dg.MetadataValue.float(round(run_s, 3)),
-        "video_seconds": dg.MetadataValue.float(round(summary.video_seconds, 3)),
-        "throughput_video_s_per_s": dg.MetadataValue.float(round(summary.throughput, 3)),
+        "pipeline_seconds": dg.MetadataValue.float(round(float(summary.pipeline_s), 3)),
+        "step_seconds": dg.MetadataValue.float(round(float(run_s), 3)),
+        "video_seconds": dg.MetadataValue.float(round(float(summary.video_seconds), 3)),
+        "throughput_video_s_per_s": dg.MetadataValue.float(round(float(summary.throughput), 3)),
         "rows_written": dg.MetadataValue.json(summary.tables),
         "failures": dg.MetadataValue.int(len(summary.failures)),
         "failure_reasons": dg.MetadataValue.md(markdown_table(summary.failures)),
@@ -51,3 +61,43 @@ def step_metadata(summary: StepSummary, table: str, schema: pa.Schema, run_s: fl
     if summary.notes:
         metadata["notes"] = dg.MetadataValue.md("\n".join(f"- **{n}**" for n in summary.notes))
     return metadata
+
+
+def shard_metadata(summary: StepSummary, run_s: float) -> dict:
+    """The step's metadata plus what a training team needs: where the shards are and what was left out."""
+    d = summary.details
+    metadata = step_metadata(summary, "training_shards", schemas.TRAINING_SHARDS, run_s)
+    listed = "\n".join(f"- `{uri}`" for uri in d["shard_uris"])
+    if d["shards"] > len(d["shard_uris"]):
+        listed += f"\n- ... {d['shards'] - len(d['shard_uris'])} more in `{d['index_uri']}`"
+    metadata.update(
+        {
+            "shard_count": dg.MetadataValue.int(d["shards"]),
+            "samples": dg.MetadataValue.int(d["samples"]),
+            "bytes": dg.MetadataValue.int(d["bytes"]),
+            "candidate_clips": dg.MetadataValue.int(d["candidates"]),
+            "dropped_by_rule": dg.MetadataValue.json(d["dropped"]),
+            "shards_folder": dg.MetadataValue.path(d["root"]),
+            "index": dg.MetadataValue.path(d["index_uri"]),
+            "shard_uris": dg.MetadataValue.md(listed or "_no shards_"),
+            "generation": dg.MetadataValue.text(d["generation"]),
+            "embedding_model": dg.MetadataValue.text(d["embedding_model"] or "none"),
+        }
+    )
+    return metadata
+
+
+def manifest_metadata(manifest: Manifest) -> dict:
+    t = manifest.totals
+    card = dataset_card(manifest, png_data_uri(score_plot_png(manifest.stats)))
+    return {
+        "dagster/row_count": dg.MetadataValue.int(t["shards"]),
+        "batches": dg.MetadataValue.int(t["batches"]),
+        "samples": dg.MetadataValue.int(t["samples"]),
+        "bytes": dg.MetadataValue.int(t["bytes"]),
+        "hours": dg.MetadataValue.float(float(t["hours"])),
+        "manifest_json": dg.MetadataValue.path(manifest.uri(MANIFEST_JSON)),
+        "manifest_parquet": dg.MetadataValue.path(manifest.uri(MANIFEST_PARQUET)),
+        "dataset_card_file": dg.MetadataValue.path(manifest.uri(CARD)),
+        "dataset_card": dg.MetadataValue.md(card),
+    }

@@ -13,6 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from curator_core.batches import BatchSettings, StepSummary, run_step
+from curator_core.training.options import ShardOptions
 from curator_core.video.pipelines import SplitOptions
 
 STATE_DIR_ENV = "CURATOR_STATE_DIR"
@@ -24,23 +25,30 @@ def state_dir() -> str:
 
 class CuratorSettings(dg.ConfigurableResource):
     """Locations shared by the sensor and the assets. Empty values mean <state dir>/landing, /outputs,
-    /store and ./models (the state dir is $CURATOR_STATE_DIR, default ./state)."""
+    /store, /shards and ./models (the state dir is $CURATOR_STATE_DIR, default ./state)."""
 
     landing: str = Field(default="", description="folder or fsspec URI whose subfolders are upload batches")
     output_root: str = Field(default="", description="clip media go under <output_root>/<batch>/")
     store_uri: str = Field(default="", description="clip store (LanceDB URI: folder, s3://, gs://)")
     model_dir: str = Field(default="", description="model directory (default $CURATOR_MODEL_DIR or ./models)")
+    shards_root: str = Field(
+        default="", description="WebDataset shards go under <shards_root>/<batch>/, the manifest at its top"
+    )
 
     def landing_uri(self) -> str:
         return self.landing or os.path.join(state_dir(), "landing")
 
-    def batch_settings(self, options: SplitOptions) -> BatchSettings:
+    def batch_settings(
+        self, options: SplitOptions, shard_options: ShardOptions | None = None
+    ) -> BatchSettings:
         options = dataclasses.replace(options, model_dir=self.model_dir or options.model_dir)
         return BatchSettings(
             landing=self.landing_uri(),
             output_root=self.output_root or os.path.join(state_dir(), "outputs"),
             store_uri=self.store_uri or os.path.join(state_dir(), "store"),
+            shards_root=self.shards_root or os.path.join(state_dir(), "shards"),
             options=options,
+            shard_options=shard_options or ShardOptions(),
         )
 
 

@@ -60,7 +60,14 @@ def _demo(args: argparse.Namespace) -> int:
         "asset checks: "
         + ", ".join(f"{name} {'passed' if ok else 'FAILED'}" for name, ok in summary["checks"])
     )
-    print(f"\nclip media and previews: {summary['output_root']}")
+    shards = summary["shards"]
+    if shards:
+        print(
+            f"\ntraining shards (WebDataset): {shards['samples']} samples in {len(shards['shards'])} shards, "
+            f"index {summary['shards_index']}"
+        )
+        print(f"dataset manifest and card: {summary['manifest']} (DATASET_CARD.md beside it)")
+    print(f"clip media and previews: {summary['output_root']}")
     print(f"clip store (LanceDB): {summary['store_uri']}")
     print(f'search it:  .venv/bin/curator search "a moving square" --k 3 --store {summary["store_uri"]}')
     print(

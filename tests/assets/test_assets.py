@@ -1,4 +1,4 @@
-"""All four assets materialized for real partitions on a real (temporary) Dagster instance, real Ray,
+"""All the batch's assets materialized for real partitions on a real (temporary) Dagster instance, real Ray,
 real LanceDB and real video files; re-materializing replaces, never duplicates."""
 
 from __future__ import annotations
@@ -7,30 +7,17 @@ import dagster as dg
 import pytest
 
 from curator_assets.assets import ASSETS, clips, raw_videos
-from curator_assets.partitions import upload_batches
 from curator_assets.resources import CuratorSettings
 from curator_core.store import ClipStore
-from tests.assets.conftest import add_batch
+from tests.assets.conftest import add_batch, asset_metadata, materialize_batch
 
 
-def _materialize(selection, partition, resources, instance):
-    instance.add_dynamic_partitions(upload_batches.name, [partition])
-    return dg.materialize(
-        selection, partition_key=partition, resources=resources, instance=instance, raise_on_error=False
-    )
-
-
-def _metadata(result, asset: str) -> dict:
-    (event,) = [m for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == asset]
-    return event.materialization.metadata
-
-
-def test_all_four_assets_for_one_batch(resources, workdir, three_shots, static_video, bad_inputs):
+def test_every_asset_for_one_batch(resources, workdir, three_shots, static_video, bad_inputs):
     add_batch(workdir / "landing", "b1", [three_shots, static_video, bad_inputs["text"]])
     with dg.instance_for_test() as instance:
-        result = _materialize(ASSETS, "b1", resources, instance)
+        result = materialize_batch(ASSETS, "b1", resources, instance)
         assert result.success
-        raw = _metadata(result, "raw_videos")
+        raw = asset_metadata(result, "raw_videos")
         assert raw["dagster/row_count"].value == 3
         assert raw["failures"].value == 1 and "notes.mp4" in raw["failure_reasons"].value
         assert {c.name for c in raw["dagster/column_schema"].schema.columns} >= {
@@ -38,17 +25,21 @@ def test_all_four_assets_for_one_batch(resources, workdir, three_shots, static_v
             "status",
             "batch_key",
         }
-        clips_md = _metadata(result, "clips")
+        clips_md = asset_metadata(result, "clips")
         # three_shots: 3 clips kept; the static video: 1 clip filtered by motion
         assert clips_md["dagster/row_count"].value == 4
         assert clips_md["video_seconds"].value == pytest.approx(6.0 + 3.0, abs=0.1)
         assert clips_md["throughput_video_s_per_s"].value > 0
         assert "data:image/jpeg;base64," in clips_md["preview"].value
         assert clips_md["store_uri"].value == str(workdir / "store")
-        embeddings = _metadata(result, "clip_embeddings")
+        embeddings = asset_metadata(result, "clip_embeddings")
         assert embeddings["dagster/row_count"].value == 3
         assert embeddings["demo_models"].value is True and "RANDOM" in embeddings["notes"].value
-        assert _metadata(result, "clip_captions")["dagster/row_count"].value == 3
+        assert asset_metadata(result, "clip_captions")["dagster/row_count"].value == 3
+        shards = asset_metadata(result, "training_shards")
+        assert shards["samples"].value == 3 and shards["shard_count"].value == 1
+        assert shards["dropped_by_rule"].value["filtered_in_clips"] == 1
+        assert shards["shards_folder"].value == str(workdir / "shards" / "b1")
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
         assert checks == {
             "clip_ids_unique": True,
@@ -56,6 +47,7 @@ def test_all_four_assets_for_one_batch(resources, workdir, three_shots, static_v
             "every_kept_clip_has_an_embedding": True,
             "embeddings_finite_unit_norm": True,
             "every_kept_clip_has_a_caption": True,
+            "shards_open_and_complete": True,
         }
     store = ClipStore(str(workdir / "store"))
     kept = set(store.rows("clips", "kept = true").column("uuid").to_pylist())
@@ -71,11 +63,11 @@ def test_rematerializing_a_partition_replaces_it_and_leaves_the_other_alone(
     add_batch(workdir / "landing", "b", [moving_video])
     store = ClipStore(str(workdir / "store"))
     with dg.instance_for_test() as instance:
-        assert _materialize([raw_videos, clips], "a", resources, instance).success
-        assert _materialize([raw_videos, clips], "b", resources, instance).success
+        assert materialize_batch([raw_videos, clips], "a", resources, instance).success
+        assert materialize_batch([raw_videos, clips], "b", resources, instance).success
         before = {t: store.rows(t).sort_by("row_id").to_pylist() for t in ("videos", "clips")}
         b_rows = [r for r in before["clips"] if r["batch_key"] == "b"]
-        rerun = _materialize([raw_videos, clips], "a", resources, instance)
+        rerun = materialize_batch([raw_videos, clips], "a", resources, instance)
         assert rerun.success
     after = {t: store.rows(t).sort_by("row_id").to_pylist() for t in ("videos", "clips")}
     for table in ("videos", "clips"):
@@ -99,9 +91,9 @@ def test_a_failed_partition_does_not_block_another(resources, workdir, three_sho
         model_dir=str(tmp_path / "no-models"),
     )
     with dg.instance_for_test() as instance:
-        failed = _materialize(ASSETS, "bad", broken, instance)
+        failed = materialize_batch(ASSETS, "bad", broken, instance)
         assert not failed.success  # no embedding model configured there: a clear error, a failed run
         errors = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
         assert any("no model configuration at" in str(e.event_specific_data.error) for e in errors)
-        good = _materialize(ASSETS, "good", resources, instance)
+        good = materialize_batch(ASSETS, "good", resources, instance)
         assert good.success

@@ -30,9 +30,13 @@ def test_definitions_load_through_workspace_yaml_like_dagster_dev(tmp_path):
 def test_every_asset_shares_the_partitions_backfill_policy_and_group():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"raw_videos", "clips", "clip_embeddings", "clip_captions"}
+    assert keys == {
+        "raw_videos", "clips", "clip_embeddings", "clip_captions", "training_shards", "dataset_manifest"
+    }  # fmt: skip
     policies = set()
     for key in graph.get_all_asset_keys():
+        if key.to_user_string() == "dataset_manifest":  # across batches: not partitioned
+            continue
         node = graph.get(key)
         assert node.partitions_def == upload_batches
         assert node.code_version and node.description and node.group_name == "video_curation"
@@ -47,6 +51,8 @@ def test_every_asset_shares_the_partitions_backfill_policy_and_group():
         "clips": {"raw_videos"},
         "clip_embeddings": {"clips"},
         "clip_captions": {"clips"},
+        "training_shards": {"clips", "clip_embeddings", "clip_captions"},
+        "dataset_manifest": {"training_shards"},
     }
     job = defs.resolve_job_def("curate_batch")
     assert job.executor_def.name == "in_process"

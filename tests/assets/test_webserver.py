@@ -68,10 +68,15 @@ def test_webserver_serves_the_asset_graph_and_partitions(tmp_path):
             time.sleep(1)
         assert nodes, "the webserver did not serve the asset graph in time"
         by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-        assert set(by_key) == {"raw_videos", "clips", "clip_embeddings", "clip_captions"}
-        assert all(n["isPartitioned"] and n["groupName"] == "video_curation" for n in nodes)
+        batch_assets = {"raw_videos", "clips", "clip_embeddings", "clip_captions", "training_shards"}
+        assert set(by_key) == batch_assets | {"dataset_manifest"}
+        assert all(n["groupName"] == "video_curation" for n in nodes)
+        assert {k for k, n in by_key.items() if n["isPartitioned"]} == batch_assets
         assert by_key["clips"]["partitionKeys"] == ["batch-a", "batch-b"]
         assert {"/".join(d["path"]) for d in by_key["clips"]["dependencyKeys"]} == {"raw_videos"}
+        assert {"/".join(d["path"]) for d in by_key["training_shards"]["dependencyKeys"]} == {
+            "clips", "clip_embeddings", "clip_captions"
+        }  # fmt: skip
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # stop it (and its code server) by PID
         try:
