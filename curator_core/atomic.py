@@ -25,20 +25,38 @@ def _protocols(fs) -> set[str]:
 
 
 class HashingWriter:
-    """A write-only file wrapper that counts bytes and hashes them (sha256) as they pass."""
+    """A write-only file wrapper that counts and hashes (sha256) the bytes, and hands small writes on in
+    large chunks (a Python call per small write to the underlying file adds up over a GiB shard)."""
+
+    CHUNK = 1 << 20  # small writes are gathered up to this size
+    DIRECT = 64 << 10  # writes at least this large are handed on as they are
 
     def __init__(self, handle):
         self._handle = handle
+        self._pending = bytearray()
         self.digest = hashlib.sha256()
         self.bytes = 0
 
     def write(self, data) -> int:
-        self.digest.update(data)
         self.bytes += len(data)
-        return self._handle.write(data)
+        if len(data) >= self.DIRECT:  # large writes go straight through (copying them cost more)
+            self.flush()
+            self.digest.update(data)
+            self._handle.write(data)
+        else:
+            self._pending += data
+            if len(self._pending) >= self.CHUNK:
+                self.flush()
+        return len(data)
+
+    def tell(self) -> int:
+        return self.bytes
 
     def flush(self) -> None:
-        self._handle.flush()
+        if self._pending:
+            self.digest.update(self._pending)
+            self._handle.write(self._pending)
+            self._pending = bytearray()
 
 
 @contextlib.contextmanager
@@ -52,7 +70,9 @@ def atomic_open(uri: str, storage_options: dict[str, Any] | None = None) -> Iter
         temp = posixpath.join(parent, f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}")
         try:
             with fs.open(temp, "wb") as handle:
-                yield HashingWriter(handle)
+                writer = HashingWriter(handle)
+                yield writer
+                writer.flush()
             fs.mv(temp, path)
         finally:
             if fs.exists(temp):
@@ -60,7 +80,9 @@ def atomic_open(uri: str, storage_options: dict[str, Any] | None = None) -> Iter
         return
     handle = fs.open(path, "wb")
     try:
-        yield HashingWriter(handle)
+        writer = HashingWriter(handle)
+        yield writer
+        writer.flush()
     except BaseException:
         if hasattr(handle, "discard"):
             handle.discard()  # s3fs: abort the multipart upload

@@ -344,7 +344,6 @@ def _training_shards(batch_key: str, settings: BatchSettings, executor) -> StepS
         "candidates": export.candidates,
         "dropped": export.dropped,
         "embedding_model": export.embedding_model,
-        "verified_shards": len(export.shards),  # each worker read its shard back before it returned
         "removed_stale_shards": len(export.removed),
     }
     models = {"embedding": export.embedding_model} if export.embedding_model else {}

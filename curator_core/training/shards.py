@@ -8,8 +8,8 @@ How a batch is exported, and where each part runs:
 2. workers: the selected clips' media files are sized (one `info` per file, in parallel);
 3. driver: clips, sorted by uuid, are packed into shards under `target_shard_bytes` (pure, deterministic);
 4. workers: each shard's worker reads its clips' rows, captions and embeddings from the store and their
-   media, writes the tar under a temporary name, moves it into place (`atomic.py`), reads it back and
-   checks every sample's parts and the sha256; only small records return;
+   media, writes the tar (hashing it as it goes) under a temporary name, moves it into place
+   (`atomic.py`) and checks the stored size; only small records return;
 5. driver: `index.json` of the batch is written and the `training_shards` rows replaced in one commit
    (the commit point readers use); shard files the new index no longer lists are removed.
 
@@ -34,7 +34,6 @@ from typing import Any
 import av
 import fsspec
 import numpy as np
-from webdataset import TarWriter
 
 from curator_core import __version__
 from curator_core.atomic import atomic_open, write_atomic
@@ -49,11 +48,13 @@ from curator_core.tasks import Task
 from curator_core.training.options import ShardOptions
 from curator_core.training.selection import select_clips
 from curator_core.training.stats import clip_stats
+from curator_core.video.mp4_header import video_track_info
 
 logger = logging.getLogger(__name__)
 
 TAR_MTIME = 0  # fixed member times and owner make the tar bytes depend on the samples only
 TAR_OWNER = "curator"
+COPY_CHUNK = 4 << 20  # bytes tarfile copies per write
 SAMPLE_OVERHEAD_BYTES = 8192  # tar headers and the json/txt/npy parts of one sample, for packing
 SIZE_CHUNK = 256  # media files sized per worker task
 INDEX_NAME = "index.json"
@@ -144,7 +145,9 @@ class MediaSizeStage(ProcessingStage[Task, Task]):
 
 @dataclass
 class ShardWriteStage(ProcessingStage[Task, Task]):
-    """Writes one shard from the store and the clip media, moves it into place, then verifies it."""
+    """Writes one shard from the store and the clip media, moves it into place and checks the stored
+    size. Reading shards back in full (sha256, samples, parts) is `verify_shards`, which the
+    `training_shards` asset check runs: a second full pass here measured ~20 % of the export's time."""
 
     store_uri: str = ""
     batch_key: str = ""
@@ -158,25 +161,25 @@ class ShardWriteStage(ProcessingStage[Task, Task]):
         spec: ShardSpec = task.data
         rows, captions, vectors = self._read_store(spec.members)
         parts = required_parts(self.options)
-        with atomic_open(spec.uri, self.storage_options) as out:
-            # encoder=False: parts are bytes already; a fixed mtime/owner/mode makes the bytes reproducible
-            writer = TarWriter(out, encoder=False, mtime=TAR_MTIME, user=TAR_OWNER, group=TAR_OWNER)
+        with (
+            atomic_open(spec.uri, self.storage_options) as out,
+            tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT, copybufsize=COPY_CHUNK) as tar,
+        ):
             for uuid in spec.members:
                 sample = self._sample(rows[uuid], captions.get(uuid, []), vectors.get(uuid))
                 missing = [p for p in parts if p not in sample]
                 if missing:
                     raise ValueError(f"clip {uuid}: no {', '.join(missing)} for its sample")
-                writer.write({"__key__": uuid, **sample})
-            writer.close()  # ends the archive; the file itself is closed (and moved) by atomic_open
+                add_sample(tar, uuid, sample)
         spec.samples, spec.bytes, spec.sha256 = len(spec.members), out.bytes, out.digest.hexdigest()
         spec.parts = parts
         models = sorted({c["model_id"] for cs in captions.values() for c in cs if c.get("model_id")})
         spec.caption_model = ",".join(models) or None
         spec.stats = clip_stats(rows[u] for u in spec.members)
-        contents = read_shard(spec.uri, self.storage_options)
-        problems = shard_problems(contents, parts, spec.sha256, keys=spec.members)
-        if problems:
-            raise ValueError(f"shard {spec.uri} did not verify: {'; '.join(problems[:5])}")
+        fs, path = fsspec.core.url_to_fs(spec.uri, **self.storage_options)
+        stored = int(fs.info(path)["size"])
+        if stored != spec.bytes:
+            raise ValueError(f"shard {spec.uri} holds {stored} bytes after writing {spec.bytes}")
         return task
 
     def _read_store(self, uuids: list[str]) -> tuple[dict, dict, dict]:
@@ -230,6 +233,18 @@ class ShardWriteStage(ProcessingStage[Task, Task]):
         return sample
 
 
+def add_sample(tar: tarfile.TarFile, key: str, parts: dict[str, bytes]) -> None:
+    """One WebDataset sample: members `<key>.<ext>` in extension order, with a fixed mtime, owner and mode
+    (what webdataset's TarWriter writes). Not TarWriter itself: it always opens the archive in stream mode
+    ("w|"), which passes every member through 10 KiB Python-level writes; measured 2.6 s of a 2.9 s
+    export of 1 GB, about 190 MB/s per worker."""
+    for ext in sorted(parts):
+        info = tarfile.TarInfo(f"{key}.{ext}")
+        info.size, info.mtime, info.mode = len(parts[ext]), TAR_MTIME, 0o444
+        info.uname = info.gname = TAR_OWNER
+        tar.addfile(info, io.BytesIO(parts[ext]))
+
+
 def chosen_caption(captions: list[dict], prefer_enhanced: bool) -> str:
     """One text per caption window (the enhanced one where preferred and present), windows in order."""
     by_window: dict[int, dict[str, str]] = {}
@@ -244,7 +259,11 @@ def chosen_caption(captions: list[dict], prefer_enhanced: bool) -> str:
 
 
 def probe_media(media: bytes) -> dict:
-    """fps, size, frame count and codec of an encoded clip, from its container header."""
+    """fps, coded size, frame count and codec of an encoded clip: from the MP4 header boxes (no decoding),
+    else from PyAV (which decodes frames to analyse the stream)."""
+    info = video_track_info(media)
+    if info is not None:
+        return info
     with av.open(io.BytesIO(media)) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
@@ -275,7 +294,7 @@ def read_shard(uri: str, storage_options: dict[str, Any] | None = None) -> Shard
     try:
         fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
         with fs.open(path, "rb") as raw:
-            stream = _HashingReader(raw, digest)
+            stream = io.BufferedReader(_HashingReader(raw, digest), buffer_size=4 << 20)
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:
                     key, _, ext = posixpath.basename(member.name).partition(".")
@@ -293,16 +312,13 @@ def shard_problems(
     contents: ShardContents,
     parts: list[str],
     sha256: str,
-    keys: list[str] | None = None,
     samples: int | None = None,
 ) -> list[str]:
     """Why a shard read back is not what was written (empty when it is): it opened, has `sha256`, holds
-    `keys` in order (or `samples` of them), and every sample has every one of `parts`."""
+    `samples` samples, and every sample has every one of `parts`."""
     if contents.error:
         return [contents.error]
     problems = []
-    if keys is not None and contents.keys != keys:
-        problems.append(f"{len(contents.keys)} samples in the shard, {len(keys)} expected (or out of order)")
     if samples is not None and len(contents.keys) != samples:
         problems.append(f"{len(contents.keys)} samples in the shard, the index lists {samples}")
     for key in contents.keys:
@@ -329,14 +345,21 @@ def verify_shards(index_uri: str, storage_options: dict[str, Any] | None = None)
     }
 
 
-class _HashingReader:
+class _HashingReader(io.RawIOBase):
+    """Hashes what is read through it; wrapped in a large io.BufferedReader so that tarfile's 10 KiB
+    reads are served from memory and the file is read (and hashed) in big chunks."""
+
     def __init__(self, raw, digest):
         self._raw, self._digest = raw, digest
 
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
         self._digest.update(data)
-        return data
+        return len(data)
 
 
 @dataclass

@@ -78,3 +78,11 @@ def test_histograms_merge_by_addition_and_bin_scores_of_any_scale():
     assert total["scores"]["motion"] == {"1e-4": 2}
     assert score_bin(5.5) == "1e0.5" and score_bin_value("1e0.5") == pytest.approx(10**0.5)
     assert score_bin(-0.02) == "-1e-2" and score_bin(0.0) == "0"
+
+
+def test_shard_options_travel_with_the_batch_settings_of_a_ray_job():
+    from curator_core.batches import BatchSettings
+
+    settings = BatchSettings(shards_root="s3://b/shards", shard_options=ShardOptions(min_motion=0.01))
+    again = BatchSettings.from_json(settings.to_json())
+    assert again.shard_options == settings.shard_options and again.shards_root == "s3://b/shards"

@@ -214,3 +214,11 @@ def test_the_cli_the_dagster_config_and_the_core_agree_on_every_shard_default():
     assert set(TrainingShardsConfig.model_fields) == set(ShardOptions.model_fields)
     for name, field in ShardOptions.model_fields.items():
         assert TrainingShardsConfig.model_fields[name].description == field.description
+
+
+def test_verify_shards_finds_a_truncated_shard(curated, tmp_path):
+    export = export_shards(curated.store_uri, BATCH, str(tmp_path), SMALL, RayExecutor(num_cpus=2))
+    damaged = Path(export.shards[0].uri)
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    problems = verify_shards(export.index_uri)
+    assert problems[str(damaged)] and all(not p for uri, p in problems.items() if uri != str(damaged))
