@@ -147,44 +147,26 @@ SHARD_CHECKS = [
 
 
 def shard_checks(store: ClipStore, index_uri: str) -> list[dg.AssetCheckResult]:
-    import json
+    from curator_core.training.shards import read_index, verify_shards
 
-    from curator_core.training.shards import read_shard, shard_problems
-
-    with fsspec.open(index_uri, "rb") as handle:
-        index = json.load(handle)
-    listed = index["shards"]
+    index = read_index(index_uri)
+    listed = {s["uri"] for s in index["shards"]}
     rows = store.rows("training_shards", _batch(index["batch_key"]), columns=["shard_uri"])
-    not_in_store = sorted({s["uri"] for s in listed} - set(rows.column("shard_uri").to_pylist()))
-    missing, wrong_size, problems = [], [], {}
-    for i, shard in enumerate(listed):
-        fs, path = fsspec.core.url_to_fs(shard["uri"])
-        if not fs.exists(path):
-            missing.append(shard["uri"])
-            continue
-        if int(fs.info(path)["size"]) != shard["bytes"]:
-            wrong_size.append(shard["uri"])
-        if i < SHARD_VERIFY_SAMPLE:
-            found = shard_problems(
-                read_shard(shard["uri"]), index["parts"], shard["sha256"], samples=shard["samples"]
-            )
-            if found:
-                problems[shard["uri"]] = found[:5]
+    not_in_store = sorted(listed - set(rows.column("shard_uri").to_pylist()))
+    problems = {uri: p[:5] for uri, p in verify_shards(index, read_back=SHARD_VERIFY_SAMPLE).items() if p}
     return [
         dg.AssetCheckResult(
             check_name="shards_open_and_complete",
             asset_key="training_shards",
-            passed=not (missing or wrong_size or problems or not_in_store),
+            passed=not (problems or not_in_store),
             severity=dg.AssetCheckSeverity.ERROR,
             metadata={
                 "shards": len(listed),
                 "read_back": min(len(listed), SHARD_VERIFY_SAMPLE),
                 "samples": index["samples"],
                 "parts": ", ".join(index["parts"]),
-                "missing": missing[:20],
-                "wrong_size": wrong_size[:20],
                 "not_in_store": not_in_store[:20],
-                "problems": problems,
+                "problems": dict(sorted(problems.items())[:20]),
             },
         )
     ]

@@ -330,19 +330,29 @@ def shard_problems(
     return problems
 
 
-def verify_shards(index_uri: str, storage_options: dict[str, Any] | None = None) -> dict[str, list[str]]:
-    """Read a batch's index and every shard it lists back: shard uri -> problems (empty when sound)."""
+def read_index(index_uri: str, storage_options: dict[str, Any] | None = None) -> dict:
     with fsspec.open(index_uri, "rb", **(storage_options or {})) as handle:
-        index = json.load(handle)
-    return {
-        shard["uri"]: shard_problems(
-            read_shard(shard["uri"], storage_options),
-            index["parts"],
-            shard["sha256"],
-            samples=shard["samples"],
-        )  # fmt: skip
-        for shard in index["shards"]
-    }
+        return json.load(handle)
+
+
+def verify_shards(
+    index: dict, storage_options: dict[str, Any] | None = None, read_back: int | None = None
+) -> dict[str, list[str]]:
+    """Every shard a batch's index lists -> its problems (empty when sound): it exists with the listed
+    size; the first `read_back` shards (all when None) are also read in full (`shard_problems`)."""
+    out: dict[str, list[str]] = {}
+    for i, shard in enumerate(index["shards"]):
+        fs, path = fsspec.core.url_to_fs(shard["uri"], **(storage_options or {}))
+        if not fs.exists(path):
+            out[shard["uri"]] = [f"{shard['uri']} does not exist"]
+            continue
+        size = int(fs.info(path)["size"])
+        problems = [f"{size} bytes, the index lists {shard['bytes']}"] if size != shard["bytes"] else []
+        if read_back is None or i < read_back:
+            contents = read_shard(shard["uri"], storage_options)
+            problems += shard_problems(contents, index["parts"], shard["sha256"], samples=shard["samples"])
+        out[shard["uri"]] = problems
+    return out
 
 
 class _HashingReader(io.RawIOBase):

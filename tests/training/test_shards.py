@@ -20,6 +20,7 @@ from curator_core.training.options import ShardOptions
 from curator_core.training.shards import (
     MEDIA_UNREADABLE,
     export_shards,
+    read_index,
     read_shard,
     verify_shards,
 )
@@ -54,7 +55,7 @@ def test_every_kept_clip_becomes_one_sample_with_all_its_parts(curated, tmp_path
     index = json.loads(Path(export.index_uri).read_text())
     assert [s["uri"] for s in index["shards"]] == [s.uri for s in export.shards]
     assert index["samples"] == 4 and index["parts"] == ["json", "mp4", "npy", "txt"]
-    assert verify_shards(export.index_uri) == {s.uri: [] for s in export.shards}
+    assert verify_shards(read_index(export.index_uri)) == {s.uri: [] for s in export.shards}
     rows = ClipStore(curated.store_uri).rows("training_shards", f"batch_key = '{BATCH}'").to_pylist()
     assert sorted(r["shard_uri"] for r in rows) == sorted(s.uri for s in export.shards)
     assert {r["content_hash"] for r in rows} == {s.sha256 for s in export.shards}
@@ -163,7 +164,9 @@ def test_shards_on_an_s3_compatible_server(curated, s3_server):
     fs = s3fs.S3FileSystem(**s3_server)
     listed = sorted(fs.ls(f"curator/shards/{BATCH}"))
     assert listed == sorted([f"curator/shards/{BATCH}/index.json"] + [s.uri[5:] for s in export.shards])
-    assert verify_shards(export.index_uri, s3_server) == {s.uri: [] for s in export.shards}
+    assert verify_shards(read_index(export.index_uri, s3_server), s3_server) == {
+        s.uri: [] for s in export.shards
+    }
     with pytest.raises(RuntimeError), atomic_open("s3://curator/shards/broken.tar", s3_server) as handle:
         handle.write(b"x" * (6 << 20))  # past s3fs's first multipart block
         raise RuntimeError("worker died")
@@ -220,5 +223,5 @@ def test_verify_shards_finds_a_truncated_shard(curated, tmp_path):
     export = export_shards(curated.store_uri, BATCH, str(tmp_path), SMALL, RayExecutor(num_cpus=2))
     damaged = Path(export.shards[0].uri)
     damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
-    problems = verify_shards(export.index_uri)
+    problems = verify_shards(read_index(export.index_uri))
     assert problems[str(damaged)] and all(not p for uri, p in problems.items() if uri != str(damaged))
