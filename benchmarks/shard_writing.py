@@ -3,8 +3,9 @@
 Builds a clip store of N kept clips whose media are real H.264 clips (cut from the shared videos, copied to
 one file per clip; synthetic ones where the folder is absent), each with a caption and a 512-d embedding.
 Then, alternating which side runs first in each repeat:
-- ours: `export_shards` through RayExecutor on 2 CPUs (rows read from LanceDB, media sized and read by
-  the workers, tar written under a temporary name, moved into place, read back and hashed);
+- ours: `export_shards` through RayExecutor on 2 CPUs (rows read from LanceDB with the media sizes the
+  clip writer records, media read ahead by the workers, tar hashed as it is written under a temporary
+  name, moved into place, its stored size checked);
 - plain: Python's tarfile adding the same clip files into one tar on the same disk (one process).
 Prints clips/s and MB/s per run, the ratio ours/plain of the medians (target >= 0.8), and the DataLoader
 read throughput of the shards: webdataset + PyAV decoding through torch DataLoader with 2 workers.
@@ -90,7 +91,7 @@ def build_store(workdir: Path, clips: int) -> tuple[str, list[Path]]:
         }
         clip_rows.append(
             {**common, "video_id": "v", "span_start_s": 0.0, "span_end_s": 5.0, "duration_s": 5.0,
-             "media_uri": str(path), "preview_uri": None, "kept": True, "filtered_by": None,
+             "media_uri": str(path), "media_bytes": path.stat().st_size, "preview_uri": None, "kept": True, "filtered_by": None,
              "scores": [("motion_global_mean", float(rng.uniform(1e-4, 1e-2)))], "pipeline": "clips"}
         )  # fmt: skip
         captions.append(

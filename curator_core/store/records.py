@@ -116,6 +116,7 @@ def _clip_row(clip: Clip, kept: bool, source: str, lineage: Lineage, chash: str 
         "span_end_s": clip.span[1],
         "duration_s": clip.duration_s,
         "media_uri": clip.metadata.get("media_uri") if kept else None,
+        "media_bytes": clip.metadata.get("media_bytes") if kept else None,
         "preview_uri": clip.metadata.get("preview_uri") if kept else None,
         "kept": kept,
         "filtered_by": clip.metadata.get("filtered_by") or (None if kept else "error"),

@@ -35,6 +35,9 @@ CLIPS = _schema(
     pa.field("span_end_s", pa.float64()),
     pa.field("duration_s", pa.float64()),
     pa.field("media_uri", pa.string()),
+    pa.field(
+        "media_bytes", pa.int64()
+    ),  # recorded when written: exports plan shards without a request per file
     pa.field("preview_uri", pa.string()),
     pa.field("kept", pa.bool_()),
     pa.field("filtered_by", pa.string()),

@@ -5,11 +5,13 @@ captions, lineage), `<key>.txt` (the chosen caption) and `<key>.npy` (float32 em
 
 How a batch is exported, and where each part runs:
 1. driver: the batch's clip rows (small columns only) go through the selection rules (`selection.py`);
-2. workers: the selected clips' media files are sized (one `info` per file, in parallel);
+2. sizes: the ones the clip writer recorded (`clips.media_bytes`); workers size the rest (one `info` per
+   file, in parallel; stores written before the column existed);
 3. driver: clips, sorted by uuid, are packed into shards under `target_shard_bytes` (pure, deterministic);
 4. workers: each shard's worker reads its clips' rows, captions and embeddings from the store and their
-   media, writes the tar (hashing it as it goes) under a temporary name, moves it into place
-   (`atomic.py`) and checks the stored size; only small records return;
+   media (read ahead in threads), writes the tar (hashing it as it goes) under a temporary name, moves
+   it into place (`atomic.py`) and checks the stored size; a clip whose media cannot be read is left out
+   and reported (`media_unreadable`); only small records return;
 5. driver: `index.json` of the batch is written and the `training_shards` rows replaced in one commit
    (the commit point readers use); shard files the new index no longer lists are removed.
 
@@ -27,6 +29,8 @@ import logging
 import posixpath
 import tarfile
 import time
+from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +90,7 @@ class ShardSpec:
     parts: list[str] = field(default_factory=list)
     caption_model: str | None = None
     stats: dict = field(default_factory=dict)
+    unreadable: list[dict[str, str]] = field(default_factory=list)  # media that could not be read: skipped
 
 
 def required_parts(options: ShardOptions) -> list[str]:
@@ -154,6 +159,8 @@ class ShardWriteStage(ProcessingStage[Task, Task]):
     options: ShardOptions = field(default_factory=ShardOptions)
     embedding_model: str | None = None
     storage_options: dict[str, Any] = field(default_factory=dict)
+    read_ahead: int = 8  # media files read in parallel ahead of the one being written (cold disk: 0.72x a
+    # plain tar copy without it, 0.79-0.84x with it; on object storage it hides each request's latency)
     name: str = "shard_writer"
     resources: Resources = Resources(cpus=1.0)
 
@@ -161,21 +168,29 @@ class ShardWriteStage(ProcessingStage[Task, Task]):
         spec: ShardSpec = task.data
         rows, captions, vectors = self._read_store(spec.members)
         parts = required_parts(self.options)
+        media_uris = [rows[uuid]["media_uri"] for uuid in spec.members]
+        written: list[str] = []
         with (
+            ThreadPoolExecutor(self.read_ahead) as pool,
             atomic_open(spec.uri, self.storage_options) as out,
             tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT, copybufsize=COPY_CHUNK) as tar,
         ):
-            for uuid in spec.members:
-                sample = self._sample(rows[uuid], captions.get(uuid, []), vectors.get(uuid))
+            media_files = read_ahead(pool, read_media, media_uris, self.read_ahead)
+            for uuid, uri, media in zip(spec.members, media_uris, media_files, strict=True):
+                if isinstance(media, str):  # the file went missing or cannot be read: the sample is dropped
+                    spec.unreadable.append({"stage": self.name, "input": uri, "reason": media})
+                    continue
+                sample = self._sample(rows[uuid], media, captions.get(uuid, []), vectors.get(uuid))
                 missing = [p for p in parts if p not in sample]
                 if missing:
                     raise ValueError(f"clip {uuid}: no {', '.join(missing)} for its sample")
                 add_sample(tar, uuid, sample)
-        spec.samples, spec.bytes, spec.sha256 = len(spec.members), out.bytes, out.digest.hexdigest()
+                written.append(uuid)
+        spec.samples, spec.bytes, spec.sha256 = len(written), out.bytes, out.digest.hexdigest()
         spec.parts = parts
-        models = sorted({c["model_id"] for cs in captions.values() for c in cs if c.get("model_id")})
+        models = sorted({c["model_id"] for u in written for c in captions.get(u, []) if c.get("model_id")})
         spec.caption_model = ",".join(models) or None
-        spec.stats = clip_stats(rows[u] for u in spec.members)
+        spec.stats = clip_stats(rows[u] for u in written)
         fs, path = fsspec.core.url_to_fs(spec.uri, **self.storage_options)
         stored = int(fs.info(path)["size"])
         if stored != spec.bytes:
@@ -201,9 +216,9 @@ class ShardWriteStage(ProcessingStage[Task, Task]):
                 vectors[r["uuid"]] = r["vector"]
         return rows, captions, vectors
 
-    def _sample(self, row: dict, captions: list[dict], vector: list[float] | None) -> dict[str, bytes]:
-        with fsspec.open(row["media_uri"], "rb") as handle:
-            media = handle.read()
+    def _sample(
+        self, row: dict, media: bytes, captions: list[dict], vector: list[float] | None
+    ) -> dict[str, bytes]:
         text = chosen_caption(captions, self.options.prefer_enhanced_caption)
         info = {
             "uuid": row["uuid"],
@@ -231,6 +246,27 @@ class ShardWriteStage(ProcessingStage[Task, Task]):
             np.save(buffer, np.asarray(vector, dtype=np.float32))
             sample["npy"] = buffer.getvalue()
         return sample
+
+
+def read_media(uri: str) -> bytes | str:
+    """A clip's media bytes, or why they cannot be read (naming the file)."""
+    try:
+        with fsspec.open(uri, "rb") as handle:
+            return handle.read()
+    except (OSError, ValueError) as exc:
+        return f"cannot read clip media {uri}: {type(exc).__name__}: {exc}"
+
+
+def read_ahead(pool: ThreadPoolExecutor, fn, items: list, window: int) -> Iterator:
+    """`fn(item)` for each item, in order, with up to `window` calls running ahead in `pool`: a cold disk
+    or an object store's per-request latency overlaps with writing, and memory holds `window` results."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) > window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def add_sample(tar: tarfile.TarFile, key: str, parts: dict[str, bytes]) -> None:
@@ -421,9 +457,10 @@ def export_shards(
     storage_options = dict(storage_options or {})
     store = ClipStore(store_uri)
     where = f"batch_key = {sql_literal(batch_key)}"
-    clips = store.rows(
-        "clips", where, columns=["uuid", "media_uri", "duration_s", "kept", "scores"]
-    ).to_pylist()
+    columns = ["uuid", "media_uri", "duration_s", "kept", "scores"]
+    if "media_bytes" in store.open("clips").schema.names:  # stores written before it was recorded lack it
+        columns.append("media_bytes")
+    clips = store.rows("clips", where, columns=columns).to_pylist()
     model_id = batch_embedding_model(store, batch_key, options.embedding_model)
     duplicates = _ids(store, "clip_duplicates", where)
     captioned = _ids(store, "clip_captions", f"{where} AND kind = 'caption'")
@@ -444,6 +481,9 @@ def export_shards(
         for i, group in enumerate(pack(files, options))
     ]
     written = _write(specs, store_uri, batch_key, options, model_id, storage_options, executor)
+    for task in written.outputs:
+        failures += task.data.unreadable
+        dropped[MEDIA_UNREADABLE] += len(task.data.unreadable)
     if written.failures:
         reasons = "; ".join(f"{f.stage}: {f.message}" for f in written.failures[:5])
         raise ShardExportError(
@@ -469,16 +509,18 @@ def _run(name: str, stage: ProcessingStage, data: list[Any], executor) -> RunRes
 
 
 def _size_media(selected: list[dict], executor) -> list[MediaFile]:
-    """The selected clips' media files with their sizes (or why they cannot be read), in order."""
-    files = [MediaFile(r["uuid"], r["media_uri"] or "") for r in selected]
-    if not files:
-        return []
-    chunks = [files[i : i + SIZE_CHUNK] for i in range(0, len(files), SIZE_CHUNK)]
+    """The selected clips' media files with their sizes (or why they cannot be read), in order. Sizes the
+    clip writer recorded are used as they are; only the others are asked of the storage, by the workers."""
+    files = [MediaFile(r["uuid"], r["media_uri"] or "", r.get("media_bytes")) for r in selected]
+    unknown = [f for f in files if f.size is None]
+    if not unknown:
+        return files
+    chunks = [unknown[i : i + SIZE_CHUNK] for i in range(0, len(unknown), SIZE_CHUNK)]
     result = _run("media_size", MediaSizeStage(), chunks, executor)
     if result.failures:
         raise ShardExportError("; ".join(str(f) for f in result.failures[:5]))
     sized = {f.uuid: f for t in result.outputs for f in t.data}
-    return [sized[f.uuid] for f in files]
+    return [sized.get(f.uuid, f) for f in files]
 
 
 def _write(specs, store_uri, batch_key, options, model_id, storage_options, executor) -> RunResult:

@@ -33,6 +33,7 @@ CLIP_SCHEMA = pa.schema(
         ("kept", pa.bool_()),
         ("filtered_by", pa.string()),
         ("media_uri", pa.string()),
+        ("media_bytes", pa.int64()),
         ("preview_uri", pa.string()),
         ("num_frames", pa.int64()),
         ("scores", pa.map_(pa.string(), pa.float64())),
@@ -85,6 +86,7 @@ class ClipWriterStage(ProcessingStage[VideoTask, VideoTask]):
             fs.makedirs(posixpath.dirname(path), exist_ok=True)
             fs.pipe_file(path, clip.encoded_data)
             clip.metadata["media_uri"] = _uri(fs, path)
+            clip.metadata["media_bytes"] = len(clip.encoded_data)
             if self.drop_media_after_write:
                 clip.encoded_data = None
         preview = clip.metadata.pop("preview_webp", None)
@@ -106,6 +108,7 @@ class ClipWriterStage(ProcessingStage[VideoTask, VideoTask]):
             "kept": kept,
             "filtered_by": clip.metadata.get("filtered_by") or (None if kept else "error"),
             "media_uri": clip.metadata.get("media_uri"),
+            "media_bytes": clip.metadata.get("media_bytes"),
             "preview_uri": clip.metadata.get("preview_uri"),
             "num_frames": clip.metadata.get("num_frames"),
             "scores": list(clip.scores.items()),

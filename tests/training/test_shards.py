@@ -3,6 +3,7 @@ byte-identical re-runs, replacement, atomic writes, object storage, and a standa
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tarfile
@@ -117,7 +118,31 @@ def test_other_rules_replace_the_batchs_shards_and_index(curated, tmp_path):
     assert json.loads(Path(nothing.index_uri).read_text())["samples"] == 0
 
 
-def test_duplicates_are_dropped_and_a_missing_media_file_is_recorded_by_name(curated, tmp_path):
+@contextlib.contextmanager
+def _sizes_not_recorded(store: ClipStore):
+    """The batch's clips as a store written before `media_bytes` existed holds them (sizes unknown)."""
+    rows = store.rows("clips", f"batch_key = '{BATCH}'")
+    store.replace_batch("clips", BATCH, rows.drop(["media_bytes"]).to_pylist(), schemas.CLIPS)
+    try:
+        yield
+    finally:
+        store.replace_batch("clips", BATCH, rows, schemas.CLIPS)
+
+
+def test_recorded_media_sizes_and_sizes_asked_of_the_storage_give_the_same_shards(curated, tmp_path):
+    store = ClipStore(curated.store_uri)
+    recorded = store.rows("clips", f"batch_key = '{BATCH}' AND kept = true").to_pylist()
+    assert all(r["media_bytes"] == Path(r["media_uri"]).stat().st_size for r in recorded)
+    executor = RayExecutor(num_cpus=2)
+    first = export_shards(curated.store_uri, BATCH, str(tmp_path / "recorded"), SMALL, executor)
+    with _sizes_not_recorded(store):
+        second = export_shards(curated.store_uri, BATCH, str(tmp_path / "asked"), SMALL, executor)
+    assert _tar_files(tmp_path / "recorded" / BATCH) == _tar_files(tmp_path / "asked" / BATCH)
+    assert [s.sha256 for s in first.shards] == [s.sha256 for s in second.shards]
+
+
+@pytest.mark.parametrize("sizes", ["recorded", "asked of the storage"])
+def test_duplicates_are_dropped_and_a_missing_media_file_is_recorded_by_name(curated, tmp_path, sizes):
     store = ClipStore(curated.store_uri)
     kept = _kept(curated)
     clip = {r["uuid"]: r for r in store.rows("clips").to_pylist()}
@@ -130,9 +155,10 @@ def test_duplicates_are_dropped_and_a_missing_media_file_is_recorded_by_name(cur
     moved = media.with_suffix(".away")
     media.rename(moved)
     try:
-        export = export_shards(
-            curated.store_uri, BATCH, str(tmp_path), ShardOptions(), RayExecutor(num_cpus=2)
-        )
+        with _sizes_not_recorded(store) if sizes != "recorded" else contextlib.nullcontext():
+            export = export_shards(
+                curated.store_uri, BATCH, str(tmp_path), ShardOptions(), RayExecutor(num_cpus=2)
+            )
     finally:
         moved.rename(media)
         store.replace_batch("clip_duplicates", BATCH, [], schemas.CLIP_DUPLICATES)
@@ -140,6 +166,7 @@ def test_duplicates_are_dropped_and_a_missing_media_file_is_recorded_by_name(cur
     assert export.samples == len(kept) - 2
     (failure,) = export.failures
     assert str(media) in failure["input"] and str(media) in failure["reason"]
+    assert export.shards[0].samples == export.samples == len(read_shard(export.shards[0].uri).keys)
 
 
 def test_a_write_that_fails_leaves_no_file_under_its_final_name(tmp_path):
