@@ -16,15 +16,32 @@ class PipelineValidationError(ValueError):
 
 
 class Pipeline:
+    """`Pipeline(name, stages)`, `Pipeline(name, stages=..., description=...)`, or NeMo Curator's
+    `Pipeline(name, description)` followed by `add_stage` calls."""
+
     def __init__(
-        self, name: str, stages: list[ProcessingStage] | None = None, description: str | None = None
+        self,
+        name: str,
+        stages: list[ProcessingStage] | str | None = None,
+        description: str | None = None,
     ):
+        if isinstance(stages, str):  # Pipeline("name", "description")
+            if description is not None:
+                raise TypeError("Pipeline: the description was given twice (positionally and by name)")
+            stages, description = None, stages
         self.name = name
         self.description = description or ""
-        self.stages: list[ProcessingStage] = list(stages or [])
+        self.stages: list[ProcessingStage] = []
+        for stage in stages or []:
+            self.add_stage(stage)
         self.last_result: RunResult | None = None
 
     def add_stage(self, stage: ProcessingStage) -> Pipeline:
+        if not isinstance(stage, ProcessingStage):
+            raise TypeError(
+                f"pipeline {self.name!r}: add_stage takes a ProcessingStage (or CompositeStage) instance, got "
+                f"{type(stage).__name__}: {stage!r}"
+            )
         self.stages.append(stage)
         return self
 
@@ -41,16 +58,13 @@ class Pipeline:
                 "(rename one with stage.with_(name=...))"
             )
         task_attrs, data_attrs = _carried_attributes(initial_tasks or [self._seed_task()])
+        task_attrs |= TASK_FIELDS  # every task has these, set or not
         for index, stage in enumerate(stages):
             need_task, need_data = stage.inputs()
             missing = [f"task.{a}" for a in need_task if a not in task_attrs]
             missing += [f"data.{a}" for a in need_data if a not in data_attrs]
             if missing:
-                upstream = ", ".join(names[:index]) or "no stage (it is first)"
-                raise PipelineValidationError(
-                    f"stage {stage.name!r} (#{index}) needs {', '.join(missing)}, which is produced by "
-                    f"{upstream} and not carried by the initial tasks"
-                )
+                raise PipelineValidationError(_missing_message(stage, index, missing, stages))
             made_task, made_data = stage.outputs()
             task_attrs |= set(made_task)
             data_attrs |= set(made_data)
@@ -97,6 +111,30 @@ class Pipeline:
 
     def _seed_task(self) -> Task:
         return EmptyTask(dataset_name=self.name)
+
+
+TASK_FIELDS = frozenset(f.name for f in dataclasses.fields(Task))
+
+
+def _missing_message(
+    stage: ProcessingStage, index: int, missing: list[str], stages: list[ProcessingStage]
+) -> str:
+    """What a stage lacks, and which stages could provide it: none upstream declares it in `outputs()`
+    and the initial tasks do not carry it; later stages that do are named (an ordering mistake)."""
+    lines = [
+        f"stage {stage.name!r} (#{index}) needs {', '.join(missing)}: no stage before it declares "
+        f"{'it' if len(missing) == 1 else 'them'} in outputs() and the initial tasks do not carry "
+        f"{'it' if len(missing) == 1 else 'them'}"
+    ]
+    for attr in missing:
+        kind, _, name = attr.partition(".")
+        later = [s.name for s in stages[index + 1 :] if name in s.outputs()[0 if kind == "task" else 1]]
+        if later:
+            lines.append(f"{attr} is produced by {', '.join(later)}, which run after it")
+    lines.append(
+        "Put a stage that outputs it first, pass initial tasks that carry it, or drop it from inputs()"
+    )
+    return "; ".join(lines)
 
 
 def _carried_attributes(tasks: Iterable[Task]) -> tuple[set[str], set[str]]:

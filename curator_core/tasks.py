@@ -48,8 +48,10 @@ class Task(Generic[T]):
 
 @dataclass
 class EmptyTask(Task[None]):
-    """The single seed task of a pipeline whose first stage produces its own inputs (e.g. a reader)."""
+    """The single seed task of a pipeline whose first stage produces its own inputs (e.g. a reader).
+    `EmptyTask()` needs no arguments."""
 
+    dataset_name: str = "empty"
     data: None = None
 
 

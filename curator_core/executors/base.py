@@ -109,51 +109,61 @@ class StageRunner:
         for start in range(0, len(tasks), self.batch_size):
             chunk = tasks[start : start + self.batch_size]
             t0 = time.perf_counter()
-            produced, failed, filtered = self._run_chunk(chunk)
+            groups, failed = self._run_chunk(chunk)
             elapsed = time.perf_counter() - t0
-            self._stamp(chunk, produced, elapsed)
+            for parents, produced in groups:
+                self._assign_ids(parents, produced)
+                self._stamp(parents, produced, elapsed * len(parents) / len(chunk))
+                stats.tasks_out += len(produced)
+                stats.filtered += max(0, len(parents) - len(produced)) if len(parents) > 1 else not produced
+                out.extend(produced)
             stats.process_time_s += elapsed
-            stats.tasks_out += len(produced)
             stats.failed += len(failed)
-            stats.filtered += filtered
-            out.extend(produced)
             out.extend(failed)
         out.append(stats)
         return out
 
-    def _run_chunk(self, chunk: list[Task]) -> tuple[list[Task], list[FailedTask], int]:
-        """Outputs, failures and the number of inputs filtered out (no output, no error)."""
+    def _run_chunk(self, chunk: list[Task]) -> tuple[list[tuple[list[Task], list[Task]]], list[FailedTask]]:
+        """(inputs, the outputs made from them) groups, and the failures. A batch that raises is run
+        again one task at a time, so that only the failing task is lost."""
         if len(chunk) > 1:
             try:
-                produced = self._call(chunk)
-                self._assign_ids(chunk, produced)
-                return produced, [], max(0, len(chunk) - len(produced)) if len(produced) < len(chunk) else 0
+                return self._call(chunk), []
             except Exception:  # isolate the failing task(s) by running each alone
                 logger.info(
                     "stage %s: a batch of %d raised; retrying one task at a time", self.name, len(chunk)
                 )
-        produced_all: list[Task] = []
+        groups: list[tuple[list[Task], list[Task]]] = []
         failed: list[FailedTask] = []
-        filtered = 0
         for task in chunk:
             try:
-                produced = self._call([task])
+                groups += self._call([task])
             except Exception as exc:  # noqa: BLE001 - every error becomes a failed-task record
                 failed.append(self._failure(task, exc))
-                continue
-            if not produced:
-                filtered += 1
-            self._assign_ids([task], produced)
-            produced_all.extend(produced)
-        return produced_all, failed, filtered
+        return groups, failed
 
-    def _call(self, chunk: list[Task]) -> list[Task]:
-        if len(chunk) == 1 and not self.stage.has_batch_method():
-            result = self.stage.process(chunk[0])
-            if result is None:
-                return []
-            return list(result) if isinstance(result, list) else [result]
-        return list(self.stage.process_batch(chunk))
+    def _call(self, chunk: list[Task]) -> list[tuple[list[Task], list[Task]]]:
+        """Run the stage on `chunk`. Results per input (a task, a list, or None for filtered) keep each
+        output with its input; a batch method's flat list of another length is one group for the chunk."""
+        if self.stage.has_batch_method():
+            results = list(self.stage.process_batch(chunk))
+        else:
+            results = [self.stage.process(task) for task in chunk]
+        if len(results) == len(chunk):
+            return [([task], self._outputs(result)) for task, result in zip(chunk, results, strict=True)]
+        flat = [task for result in results for task in self._outputs(result)]
+        return [(chunk, flat)]
+
+    def _outputs(self, result: Any) -> list[Task]:
+        outputs = [] if result is None else list(result) if isinstance(result, list | tuple) else [result]
+        outputs = [task for task in outputs if task is not None]
+        wrong = [type(t).__name__ for t in outputs if not isinstance(t, Task)]
+        if wrong:
+            raise TypeError(
+                f"stage {self.name!r} returned {', '.join(sorted(set(wrong)))} where a Task (or a list of "
+                "Tasks, or None for filtered) is expected"
+            )
+        return outputs
 
     def _failure(self, task: Task, exc: BaseException) -> FailedTask:
         return FailedTask(

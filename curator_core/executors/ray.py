@@ -28,7 +28,7 @@ import numpy as np
 from curator_core.executors import ray_scheduling
 from curator_core.executors.base import Executor, RunResult, StageRunner, collect
 from curator_core.resources import Resources
-from curator_core.stage import NodeInfo, ProcessingStage, WorkerMetadata
+from curator_core.stage import NodeInfo, ProcessingStage, WorkerMetadata, fans_out_hint
 from curator_core.tasks import Task
 
 logger = logging.getLogger(__name__)
@@ -265,8 +265,8 @@ def fuse_stages(stages: list[ProcessingStage], plans: list[StagePlan], streaming
     """Group consecutive stages that can run one after the other inside a single Ray task.
 
     Stages without per-worker state, GPUs or custom resources are fused, as Ray Data would fuse map
-    operators with equal resource requests, except after a stage that fans out (its outputs are
-    re-blocked first so they spread over the workers). A fused group hands its tasks from stage to
+    operators with equal resource requests, except after a stage that fans out or may (`fans_out_hint`:
+    its outputs are re-blocked first so they spread over the workers). A fused group hands its tasks from stage to
     stage in memory: an encoded clip never travels through the object store to be written, and fewer
     operators means fewer scheduling rounds and fewer idle worker processes. Batch mode keeps every
     stage separate, since each must finish before the next starts."""
@@ -278,7 +278,7 @@ def fuse_stages(stages: list[ProcessingStage], plans: list[StagePlan], streaming
             and last is not None
             and _fusable(stage, plan)
             and _fusable(stages[last], plans[last])
-            and not stages[last].fans_out
+            and fans_out_hint(stages[last]) is False
         ):
             groups[-1].append(index)
         else:
@@ -468,8 +468,8 @@ class RayExecutor(Executor):
                         ray, ds, [stages[i] for i in group], [plans[i] for i in group], rows_per_block
                     )
             stage = stages[group[-1]]
-            if stage.fans_out:
-                # One input became many tasks in one block; split it so they spread over the workers.
+            if fans_out_hint(stage) is not False:
+                # One input may become many tasks in one block; split it so they spread over the workers.
                 ds = _split_blocks(ds, rows_per_block)
             if self.execution_mode == "batch":
                 ds = ds.materialize()

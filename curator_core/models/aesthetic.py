@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from curator_core.models.interface import LoadedModel
 from curator_core.models.registry import (
     HOW_TO_PROVIDE,
     MissingModelError,
@@ -45,7 +46,7 @@ def build_mlp(input_dim: int):
     return AestheticMLP()
 
 
-class AestheticModel:
+class AestheticModel(LoadedModel):
     """Scores (N, D) unit CLIP embeddings; higher is more aesthetic (LAION's scale is about 1-10)."""
 
     def __init__(self, model_id: str, directory: str | os.PathLike | None = None, device: str = "cpu"):
@@ -57,6 +58,7 @@ class AestheticModel:
         if not checkpoint.exists():
             raise MissingModelError(f"model {model_id!r}: no checkpoint at {checkpoint}; {HOW_TO_PROVIDE}")
         self.model_id = model_id
+        self.weights_path = str(checkpoint)
         self.input_dim = int(card["input_dim"])
         self.clip_model = card.get("clip_model")
         self.random_weights = bool(card.get("random"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curator_core.models.interface import LoadedModel
 from curator_core.models.registry import (
     HOW_TO_PROVIDE,
     MissingModelError,
@@ -40,7 +41,7 @@ def pick_device(preferred: str | None = None) -> str:
 
 
 @dataclass
-class OpenClipModel:
+class OpenClipModel(LoadedModel):
     """An open_clip model ready for inference: image and text towers, unit-norm float32 embeddings."""
 
     model_id: str
@@ -52,6 +53,7 @@ class OpenClipModel:
     std: np.ndarray
     device: str
     image_size: int
+    weights_path: str | None = None
 
     @classmethod
     def load(
@@ -92,6 +94,7 @@ class OpenClipModel:
             std=np.asarray(normalize.std, np.float32).reshape(1, 3, 1, 1),
             device=device,
             image_size=image_size,
+            weights_path=str(checkpoint),
         )
 
     def encode_images(self, frames: np.ndarray, batch_size: int = 32) -> np.ndarray:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curator_core.models.interface import LoadedModel
 from curator_core.models.open_clip_model import pick_device
 from curator_core.models.registry import (
     HOW_TO_PROVIDE,
@@ -73,7 +74,7 @@ def _torch_dtype(device: str):
 
 
 @dataclass
-class VisionLanguageModel:
+class VisionLanguageModel(LoadedModel):
     """A VLM that captions windows of RGB frames; batched, greedy by default."""
 
     model_id: str
@@ -82,6 +83,7 @@ class VisionLanguageModel:
     processor: object
     device: str
     takes_video: bool  # the processor has a video path (Qwen-VL); otherwise frames go in as images
+    weights_path: str | None = None
 
     @classmethod
     def load(
@@ -102,7 +104,7 @@ class VisionLanguageModel:
         takes_video = getattr(processor, "video_processor", None) is not None and hasattr(
             model.config, "video_token_id"
         )
-        return cls(model_id, bool(card.get("random")), model, processor, device, takes_video)
+        return cls(model_id, bool(card.get("random")), model, processor, device, takes_video, str(path))
 
     def caption(
         self,
@@ -154,7 +156,7 @@ def _even_frames(frames: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class TextModel:
+class TextModel(LoadedModel):
     """A causal LM that rewrites text (caption enhancement); batched, greedy by default."""
 
     model_id: str
@@ -162,6 +164,7 @@ class TextModel:
     model: object
     tokenizer: object
     device: str
+    weights_path: str | None = None
 
     @classmethod
     def load(
@@ -179,7 +182,7 @@ class TextModel:
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=_torch_dtype(device))
         model.to(device).eval()
         torch.set_grad_enabled(False)
-        return cls(model_id, bool(card.get("random")), model, tokenizer, device)
+        return cls(model_id, bool(card.get("random")), model, tokenizer, device, str(path))
 
     def generate(self, prompts: list[str], max_new_tokens: int = 256, sample: bool = False) -> list[str]:
         import torch

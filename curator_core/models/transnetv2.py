@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curator_core.models.interface import LoadedModel
 from curator_core.models.open_clip_model import pick_device
 
 WINDOW, STEP, PAD = 100, 50, 25  # the model's training-time windows: 100 frames, the middle 50 kept
@@ -27,7 +28,7 @@ def default_weights() -> Path:
         raise ModuleNotFoundError(INSTALL_HINT) from exc
 
 
-class TransNetV2Model:
+class TransNetV2Model(LoadedModel):
     """Per-frame transition probabilities for (N, 27, 48, 3) uint8 RGB frames, windows batched."""
 
     def __init__(
@@ -50,6 +51,7 @@ class TransNetV2Model:
         path = Path(weights) if weights else default_weights()
         if not path.exists():
             raise FileNotFoundError(f"TransNetV2 weights not found at {path}; {INSTALL_HINT}")
+        self.model_id, self.weights_path = "transnetv2", str(path)
         self.device = pick_device(device)
         self.network = _Network(device="cpu")
         self.network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -140,3 +140,71 @@ class SleepStage(ProcessingStage[NumTask, NumTask]):
     def process(self, task: NumTask) -> NumTask:
         time.sleep(self.seconds)
         return task
+
+
+class NemoStyleStage(ProcessingStage[NumTask, NumTask]):
+    """Written as NeMo Curator users write stages: name and resources assigned in `__init__`, a batch
+    method that returns None for filtered inputs and lists for fan-out, no annotations, no flags."""
+
+    def __init__(self, drop_multiple: int = 3):
+        self.name = "nemo_style"
+        self.resources = Resources(cpus=0.5)
+        self.batch_size = 4
+        self.drop_multiple = drop_multiple
+        self.seen: list[int] = []
+
+    def inputs(self):
+        return ["data"], []
+
+    def process(self, task):
+        raise AssertionError("process_batch is the stage's entry point")
+
+    def process_batch(self, tasks):
+        out = []
+        for task in tasks:
+            if task.data % self.drop_multiple == 0:
+                out.append(None)
+            elif task.data % 2 == 0:
+                out.append(
+                    [NumTask(dataset_name=task.dataset_name, data=task.data * 10 + i) for i in range(2)]
+                )
+            else:
+                out.append(task)
+        return out
+
+
+@dataclass
+class PostInitNamedStage(ProcessingStage[NumTask, NumTask]):
+    """NeMo's own stages set name and resources in `__post_init__`."""
+
+    cpus: float = 0.25
+
+    def __post_init__(self) -> None:
+        self.name = "post_init_named"
+        self.resources = Resources(cpus=self.cpus)
+
+    def process(self, task: NumTask) -> NumTask:
+        return task
+
+
+class UnflaggedFanOut(ProcessingStage[NumTask, NumTask]):
+    """Fans out by returning a list, with neither a `fans_out` flag nor a return annotation."""
+
+    def __init__(self, fanout: int = 8):
+        self.fanout = fanout
+
+    def process(self, task):
+        return [NumTask(dataset_name=task.dataset_name, data=i) for i in range(self.fanout)]
+
+
+@dataclass
+class PidStage(ProcessingStage[NumTask, NumTask]):
+    """Sleeps, then records which worker process ran the task."""
+
+    seconds: float = 0.5
+    name: str = "pid"
+
+    def process(self, task):
+        time.sleep(self.seconds)
+        task.metadata["pid"] = os.getpid()
+        return task
