@@ -149,6 +149,27 @@ class Clip:
     def duration_s(self) -> float:
         return self.span[1] - self.span[0]
 
+    # NeMo Curator's names for the same fields (curator_core.compat.nemo), so NeMo users' stages run.
+    @property
+    def buffer(self) -> bytes | None:
+        return self.encoded_data
+
+    @buffer.setter
+    def buffer(self, value: bytes | None) -> None:
+        self.encoded_data = value
+
+    @property
+    def source_video(self) -> str:
+        return self.source
+
+    @property
+    def motion_score_global_mean(self) -> float | None:
+        return self.scores.get("motion_global_mean")
+
+    @property
+    def aesthetic_score(self) -> float | None:
+        return self.scores.get("aesthetic")
+
 
 def clip_uuid(source: str, span: tuple[float, float]) -> str:
     """Deterministic clip id from its source and span, so re-runs write the same ids."""
@@ -167,6 +188,11 @@ class Video:
     errors: dict[str, str] = field(default_factory=dict)
     # Clips whose spans were assigned to this task when a long video is split across workers.
     segment: tuple[int, int] | None = None
+
+    @property
+    def input_video(self) -> str:
+        """NeMo Curator's name for `input_path`."""
+        return self.input_path
 
 
 @dataclass

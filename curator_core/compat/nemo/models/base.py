@@ -1,0 +1,5 @@
+"""`nemo_curator.models.base`."""
+
+from curator_core.models.interface import ModelInterface
+
+__all__ = ["ModelInterface"]
