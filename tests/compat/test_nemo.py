@@ -161,7 +161,7 @@ def test_split_example_chain_with_demo_models_writes_nemos_layout(
         assert any(k.endswith("_caption") for k in meta["windows"][0])
         assert any(k.endswith("_enhanced_caption") for k in meta["windows"][0])
         assert list((out / "previews" / clip.uuid).glob("*.webp"))
-    table = pq.read_table(next((out / "ce1_embd_parquet").glob("*.parquet")))
+    table = pq.read_table(out / "ce1_embd_parquet")  # as NeMo's split-dedup tutorial reads it
     assert sorted(table.column("id").to_pylist()) == sorted(c.uuid for c in clips)
     assert {len(v) for v in table.column("embedding").to_pylist()} == {DEMO_EMBED_DIM}
 
