@@ -9,12 +9,10 @@ from curator_assets.partitions import upload_batches
 from curator_assets.resources import CuratorSettings, RayRunner
 from curator_assets.sensors import new_upload_batches
 
-# Parallelism lives in Ray: Dagster runs the steps one after another in the run process.
 curate_batch = dg.define_asset_job(
     "curate_batch",
     selection=dg.AssetSelection.assets(*ASSETS),
     partitions_def=upload_batches,
-    executor_def=dg.in_process_executor,
     description="Every asset of one upload batch, from raw videos to training shards.",
 )
 
@@ -28,7 +26,10 @@ manifest_automation = dg.AutomationConditionSensorDefinition(
     description="Materializes dataset_manifest when training_shards of any batch were materialized.",
 )
 
+# Parallelism lives in Ray: every run, whoever launches it (this job, the asset graph, a backfill, the
+# sensor, automation), runs its steps one after another in the run process, on one Ray.
 defs = dg.Definitions(
+    executor=dg.in_process_executor,
     assets=[*ASSETS, dataset_manifest],
     jobs=[curate_batch],
     sensors=[new_upload_batches, manifest_automation],

@@ -12,7 +12,6 @@ batches are requested per tick; the rest follow on later ticks.
 
 import json
 import posixpath
-import re
 import time
 from dataclasses import dataclass
 
@@ -21,10 +20,10 @@ import fsspec
 
 from curator_assets.partitions import upload_batches
 from curator_assets.resources import CuratorSettings
+from curator_core.batches import BATCH_KEY, BATCH_KEY_RULE
 
 READY_MARKER = "_READY"
 MAX_BATCHES_PER_TICK = 25
-VALID_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+@-]{0,199}$")
 
 
 @dataclass(frozen=True)
@@ -101,8 +100,8 @@ def decide(
     for batch in sorted((b for b in batches if b.order > mark), key=lambda b: b.order):
         if batch.name in done:
             continue
-        if not VALID_KEY.match(batch.name):
-            skipped[batch.name] = "folder name is not a valid partition key ([A-Za-z0-9._=+@-], 200 chars)"
+        if not BATCH_KEY.match(batch.name):
+            skipped[batch.name] = f"folder name is not a valid partition key ({BATCH_KEY_RULE})"
             done.add(batch.name)
             continue
         if batch.name in known:

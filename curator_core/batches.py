@@ -13,9 +13,12 @@ import dataclasses
 import json
 import logging
 import posixpath
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+import fsspec
 
 from curator_core import __version__
 from curator_core.executors.base import RunResult
@@ -47,6 +50,22 @@ from curator_core.video.stored_clips import StoredClipReader
 logger = logging.getLogger(__name__)
 
 STEPS = ("raw_videos", "clips", "clip_embeddings", "clip_captions", "training_shards")
+# A batch key names one folder under the landing area and the output roots: one safe path segment.
+BATCH_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+@-]{0,199}$")
+BATCH_KEY_RULE = "letters, digits and . _ = + @ -, starting with a letter or digit, at most 200 characters"
+
+
+class BatchInputError(ValueError):
+    """A batch that cannot be processed as named: an unsafe key, or a landing folder that is not there."""
+
+
+def check_batch_key(batch_key: str) -> str:
+    """`batch_key` when it is one safe path segment, else BatchInputError naming the rule."""
+    if not BATCH_KEY.match(batch_key or ""):
+        raise BatchInputError(f"batch key {batch_key!r} is not one safe path segment ({BATCH_KEY_RULE})")
+    return batch_key
+
+
 PREVIEW_ROWS = 8
 
 
@@ -115,6 +134,7 @@ def run_step(step: str, batch_key: str, settings: BatchSettings, executor=None) 
     """Run one step for one batch and record it in the store."""
     if step not in STEPS:
         raise ValueError(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
+    check_batch_key(batch_key)
     executor = executor or RayExecutor()
     return _STEP_FUNCTIONS[step](batch_key, settings, executor)
 
@@ -147,6 +167,12 @@ def _write_failures(store: ClipStore, rows: list[dict], lineage: Lineage) -> int
 
 
 def _raw_videos(batch_key: str, settings: BatchSettings, executor) -> StepSummary:
+    fs, folder = fsspec.core.url_to_fs(settings.batch_uri(batch_key))
+    if not fs.isdir(folder):
+        raise BatchInputError(
+            f"batch {batch_key!r}: its landing folder {settings.batch_uri(batch_key)} does not exist "
+            f"(upload the batch's videos there, or remove the partition)"
+        )
     pipeline = Pipeline("raw_videos", [VideoReader([settings.batch_uri(batch_key)])])
     result, seconds = _execute(pipeline, executor)
     lineage = _lineage("raw_videos", batch_key, {"landing": settings.batch_uri(batch_key)})

@@ -97,3 +97,31 @@ def test_a_failed_partition_does_not_block_another(resources, workdir, three_sho
         assert any("no model configuration at" in str(e.event_specific_data.error) for e in errors)
         good = materialize_batch(ASSETS, "good", resources, instance)
         assert good.success
+
+
+def _step_errors(result) -> str:
+    return " ".join(
+        str(e.event_specific_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+    )
+
+
+def test_a_missing_landing_folder_or_an_unsafe_partition_key_fails_with_the_reason(resources, workdir):
+    with dg.instance_for_test() as instance:
+        missing = materialize_batch([raw_videos], "never_uploaded", resources, instance)
+        assert not missing.success  # it used to "succeed" with 0 rows
+        assert f"{workdir / 'landing' / 'never_uploaded'} does not exist" in _step_errors(missing)
+        (workdir / "landing" / "escape_src").mkdir()  # what ../escape_src would have read
+        unsafe = materialize_batch([raw_videos], "../escape_src", resources, instance)
+        assert not unsafe.success
+        assert "batch key '../escape_src' is not one safe path segment" in _step_errors(unsafe)
+    assert not (workdir / "outputs").exists() and not (workdir.parent / "escape_src").exists()
+
+
+def test_a_batch_whose_clips_are_all_filtered_materializes_every_asset(resources, workdir, static_video):
+    add_batch(workdir / "landing", "static", [static_video])
+    with dg.instance_for_test() as instance:
+        result = materialize_batch(ASSETS, "static", resources, instance)
+        assert result.success, _step_errors(result)
+        clips_meta = asset_metadata(result, "clips")
+        assert clips_meta["video_seconds"].value > 0
+        assert asset_metadata(result, "clip_embeddings")["pipeline_seconds"].value >= 0

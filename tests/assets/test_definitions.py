@@ -54,5 +54,7 @@ def test_every_asset_shares_the_partitions_backfill_policy_and_group():
         "training_shards": {"clips", "clip_embeddings", "clip_captions"},
         "dataset_manifest": {"training_shards"},
     }
-    job = defs.resolve_job_def("curate_batch")
-    assert job.executor_def.name == "in_process"
+    # Every run executes in one process on one Ray, whoever launches it: the job, and the asset graph's
+    # implicit job that materializations from the UI, backfills and automation run.
+    assert defs.resolve_job_def("curate_batch").executor_def.name == "in_process"
+    assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
