@@ -49,14 +49,18 @@ def _run(
     group_name=GROUP,
     kinds=KINDS,
     code_version="raw_videos-1",
+    check_specs=checks.RAW_CHECKS,
     description="Inventory of the batch's video files with their probed metadata (table `videos`); "
     "unreadable files are recorded with their reason in `failures`.",
 )
 def raw_videos(
     context: dg.AssetExecutionContext, curator: CuratorSettings, ray_runner: RayRunner
 ) -> dg.MaterializeResult:
-    summary, seconds, _ = _run(context, "raw_videos", curator, ray_runner, SplitOptions())
-    return dg.MaterializeResult(metadata=step_metadata(summary, "videos", schemas.VIDEOS, seconds))
+    summary, seconds, store = _run(context, "raw_videos", curator, ray_runner, SplitOptions())
+    return dg.MaterializeResult(
+        metadata=step_metadata(summary, "videos", schemas.VIDEOS, seconds),
+        check_results=checks.raw_video_checks(store, context.partition_key),
+    )
 
 
 @dg.asset(
@@ -76,7 +80,10 @@ def clips(
     summary, seconds, store = _run(context, "clips", curator, ray_runner, config.options())
     return dg.MaterializeResult(
         metadata=step_metadata(summary, "clips", schemas.CLIPS, seconds),
-        check_results=checks.clip_checks(store, context.partition_key),
+        check_results=[
+            *checks.clip_checks(store, context.partition_key),
+            *checks.clip_input_checks(store, context.partition_key, summary.failures),
+        ],
     )
 
 

@@ -1,9 +1,14 @@
 """Asset checks, evaluated against the clip store right after each materialization of a batch:
-clip ids unique, clip files exist and decode, every kept clip has an embedding (finite, unit-norm) and a
-caption."""
+every video readable, every input processed, clip ids unique, clip files exist and decode, every kept
+clip has an embedding (finite, unit-norm) and a caption, shards complete.
+
+Checks are partitioned like their assets (one result per batch, so a broken batch stays red whatever
+other batches do). Severity: WARN when some of a batch's inputs failed (the count and the reasons are in
+the result), ERROR when outputs are broken or nothing of the batch could be used."""
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 
 import av
@@ -11,6 +16,7 @@ import dagster as dg
 import fsspec
 import numpy as np
 
+from curator_assets.partitions import upload_batches
 from curator_core.store import ClipStore
 from curator_core.store.store import embeddings_table_name, sql_literal
 
@@ -26,25 +32,87 @@ def kept_clip_ids(store: ClipStore, batch_key: str) -> set[str]:
     return set(rows.column("uuid").to_pylist())
 
 
+def _spec(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
+    """A check with one result per upload batch (Dagster 1.13 marks partitioned checks as a preview: the
+    warning is silenced here, where the choice is made, and nowhere else)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
+        return dg.AssetCheckSpec(name, asset=asset, description=description, partitions_def=upload_batches)
+
+
+MAX_REASONS = 20  # failures listed by name in a check result
+RAW_CHECKS = [
+    _spec(
+        "every_video_readable",
+        "raw_videos",
+        "every file of the batch opens and probes as a video; WARN when some do not (count, share and "
+        "reasons), ERROR when none does",
+    ),
+]
 CLIP_CHECKS = [
-    dg.AssetCheckSpec("clip_ids_unique", asset="clips", description="no clip id appears twice in the store"),
-    dg.AssetCheckSpec(
-        "clip_files_exist_and_decode", asset="clips", description="every kept clip's file exists and decodes"
+    _spec("clip_ids_unique", "clips", "no clip id appears twice in the store"),
+    _spec("clip_files_exist_and_decode", "clips", "every kept clip's file exists and decodes"),
+    _spec(
+        "every_input_processed",
+        "clips",
+        "every video of the batch was split and transcoded; WARN with the count and reasons of those that failed",
     ),
 ]
 EMBEDDING_CHECKS = [
-    dg.AssetCheckSpec(
-        "every_kept_clip_has_an_embedding", asset="clip_embeddings", description="one vector per kept clip"
-    ),
-    dg.AssetCheckSpec(
-        "embeddings_finite_unit_norm", asset="clip_embeddings", description="no NaN/inf; L2 norm 1 +- 1e-3"
-    ),
+    _spec("every_kept_clip_has_an_embedding", "clip_embeddings", "one vector per kept clip"),
+    _spec("embeddings_finite_unit_norm", "clip_embeddings", "no NaN/inf; L2 norm 1 +- 1e-3"),
 ]
 CAPTION_CHECKS = [
-    dg.AssetCheckSpec(
-        "every_kept_clip_has_a_caption", asset="clip_captions", description="a caption for every kept clip"
-    ),
+    _spec("every_kept_clip_has_a_caption", "clip_captions", "a caption for every kept clip"),
 ]
+
+
+def raw_video_checks(store: ClipStore, batch_key: str) -> list[dg.AssetCheckResult]:
+    rows = store.rows("videos", _batch(batch_key), columns=["source_uri", "status", "error"]).to_pylist()
+    bad = sorted((r for r in rows if r["status"] == "failed"), key=lambda r: r["source_uri"])
+    readable = len(rows) - len(bad)
+    return [
+        dg.AssetCheckResult(
+            check_name="every_video_readable",
+            asset_key="raw_videos",
+            passed=not bad and readable > 0,
+            severity=dg.AssetCheckSeverity.WARN if readable else dg.AssetCheckSeverity.ERROR,
+            description=f"{len(bad)} of {len(rows)} files could not be read" if bad else None,
+            metadata={
+                "files": len(rows),
+                "readable": readable,
+                "failed": len(bad),
+                "failed_share": round(len(bad) / len(rows), 4) if rows else 1.0,
+                "reasons": {r["source_uri"]: r["error"] or "" for r in bad[:MAX_REASONS]},
+            },
+        )
+    ]
+
+
+def clip_input_checks(
+    store: ClipStore, batch_key: str, failures: list[dict[str, str]]
+) -> list[dg.AssetCheckResult]:
+    """The clips step's failed inputs, less the files `every_video_readable` already reports."""
+    unreadable = store.rows("videos", f"{_batch(batch_key)} AND status = 'failed'", columns=["source_uri"])
+    known = set(unreadable.column("source_uri").to_pylist())
+    return _input_checks([f for f in failures if f["input"] not in known], "clips", "every_input_processed")
+
+
+def _input_checks(failures: list[dict[str, str]], asset: str, check_name: str) -> list[dg.AssetCheckResult]:
+    """WARN with the count and reasons of the step's failed inputs (each named once)."""
+    reasons: dict[str, str] = {}
+    for failure in failures:
+        reasons.setdefault(failure["input"], f"{failure['stage']}: {failure['reason']}")
+    return [
+        dg.AssetCheckResult(
+            check_name=check_name,
+            asset_key=asset,
+            passed=not reasons,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"{len(reasons)} inputs failed" if reasons else None,
+            metadata={"failed": len(reasons), "reasons": dict(sorted(reasons.items())[:MAX_REASONS])},
+        )
+    ]
 
 
 def clip_checks(store: ClipStore, batch_key: str) -> list[dg.AssetCheckResult]:
@@ -72,12 +140,14 @@ def clip_checks(store: ClipStore, batch_key: str) -> list[dg.AssetCheckResult]:
             check_name="clip_ids_unique",
             asset_key="clips",
             passed=not repeated,
+            severity=dg.AssetCheckSeverity.ERROR,
             metadata={"batch_clip_ids": len(ids), "repeated_ids": repeated[:20]},
         ),
         dg.AssetCheckResult(
             check_name="clip_files_exist_and_decode",
             asset_key="clips",
             passed=not missing and not undecodable,
+            severity=dg.AssetCheckSeverity.ERROR,
             metadata={
                 "kept_clips": len(rows),
                 "decoded": min(len(rows), DECODE_SAMPLE),
@@ -113,6 +183,7 @@ def embedding_checks(store: ClipStore, batch_key: str, model_id: str) -> list[dg
             check_name="embeddings_finite_unit_norm",
             asset_key="clip_embeddings",
             passed=finite and off == 0,
+            severity=dg.AssetCheckSeverity.ERROR,
             metadata={"vectors": len(vectors), "all_finite": finite, "norm_off_by_more_than_1e-3": off},
         ),
     ]
@@ -130,16 +201,17 @@ def _every_kept_clip_has(check_name: str, asset: str, kept: set[str], have: set[
         check_name=check_name,
         asset_key=asset,
         passed=kept <= have,
+        severity=dg.AssetCheckSeverity.ERROR,
         metadata={"kept_clips": len(kept), "covered": len(have & kept), "missing": sorted(kept - have)[:20]},
     )
 
 
 SHARD_VERIFY_SAMPLE = 20  # shards read back in full per check (every shard's size is checked)
 SHARD_CHECKS = [
-    dg.AssetCheckSpec(
+    _spec(
         "shards_open_and_complete",
-        asset="training_shards",
-        description="every shard the batch's index lists exists with its size and is in the store; up to "
+        "training_shards",
+        "every shard the batch's index lists exists with its size and is in the store; up to "
         f"{SHARD_VERIFY_SAMPLE} are read back in full: they open, match their sha256, hold the listed "
         "sample count, and every sample has all its parts",
     ),

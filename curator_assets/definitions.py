@@ -5,14 +5,12 @@ from __future__ import annotations
 import dagster as dg
 
 from curator_assets.assets import ASSETS, dataset_manifest
-from curator_assets.partitions import upload_batches
 from curator_assets.resources import CuratorSettings, RayRunner
 from curator_assets.sensors import new_upload_batches
 
 curate_batch = dg.define_asset_job(
     "curate_batch",
-    selection=dg.AssetSelection.assets(*ASSETS),
-    partitions_def=upload_batches,
+    selection=dg.AssetSelection.assets(*ASSETS),  # partitioned by upload batch, as its assets are
     description="Every asset of one upload batch, from raw videos to training shards.",
 )
 

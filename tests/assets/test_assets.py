@@ -40,8 +40,15 @@ def test_every_asset_for_one_batch(resources, workdir, three_shots, static_video
         assert shards["samples"].value == 3 and shards["shard_count"].value == 1
         assert shards["dropped_by_rule"].value["filtered_in_clips"] == 1
         assert shards["shards_folder"].value == str(workdir / "shards" / "b1")
-        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert {e.partition for e in evaluations.values()} == {"b1"}  # one result per batch
+        readable = evaluations["every_video_readable"]  # notes.mp4: a warning, with the reason
+        assert readable.severity == dg.AssetCheckSeverity.WARN and readable.metadata["failed"].value == 1
+        assert "notes.mp4" in str(readable.metadata["reasons"].value)
+        checks = {name: e.passed for name, e in evaluations.items()}
         assert checks == {
+            "every_video_readable": False,
+            "every_input_processed": True,  # notes.mp4 is reported once, by raw_videos
             "clip_ids_unique": True,
             "clip_files_exist_and_decode": True,
             "every_kept_clip_has_an_embedding": True,
@@ -125,3 +132,29 @@ def test_a_batch_whose_clips_are_all_filtered_materializes_every_asset(resources
         clips_meta = asset_metadata(result, "clips")
         assert clips_meta["video_seconds"].value > 0
         assert asset_metadata(result, "clip_embeddings")["pipeline_seconds"].value >= 0
+
+
+def test_checks_are_per_batch_a_bad_batch_stays_failed_when_another_succeeds(
+    resources, workdir, three_shots, bad_inputs
+):
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+    add_batch(workdir / "landing", "bad", [bad_inputs["text"], bad_inputs["empty"]])
+    add_batch(workdir / "landing", "good", [three_shots])
+    key = dg.AssetCheckKey(dg.AssetKey("raw_videos"), "every_video_readable")
+    with dg.instance_for_test() as instance:
+        bad = materialize_batch([raw_videos], "bad", resources, instance)
+        (evaluation,) = bad.get_asset_check_evaluations()
+        assert (
+            not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+        )  # nothing readable
+        assert evaluation.metadata["failed_share"].value == 1.0
+        assert materialize_batch([raw_videos], "good", resources, instance).success
+        status = {
+            info.partition_key: info.latest_execution_status
+            for info in instance.event_log_storage.get_asset_check_partition_info([key])
+        }
+    assert status == {
+        "bad": AssetCheckExecutionRecordStatus.FAILED,
+        "good": AssetCheckExecutionRecordStatus.SUCCEEDED,
+    }
