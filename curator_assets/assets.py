@@ -23,6 +23,12 @@ from curator_core.video.pipelines import SplitOptions
 
 GROUP = "video_curation"
 KINDS = {"ray", "lancedb"}
+OWNERS = ["team:video-curation"]
+
+
+def _tags(stage: str) -> dict[str, str]:
+    """What an asset is, as tags the UI can filter on: its place in the curation flow."""
+    return {"curation_stage": stage, "data": "video"}
 
 
 def _run(
@@ -49,6 +55,8 @@ def _run(
     group_name=GROUP,
     kinds=KINDS,
     code_version="raw_videos-1",
+    owners=OWNERS,
+    tags=_tags("ingest"),
     check_specs=checks.RAW_CHECKS,
     description="Inventory of the batch's video files with their probed metadata (table `videos`); "
     "unreadable files are recorded with their reason in `failures`.",
@@ -70,6 +78,8 @@ def raw_videos(
     group_name=GROUP,
     kinds=KINDS,
     code_version="clips-1",
+    owners=OWNERS,
+    tags=_tags("clipping"),
     check_specs=checks.CLIP_CHECKS,
     description="Clips of the batch: split at shot cuts (or a fixed stride), transcoded to H.264 MP4, "
     "scored and filtered by motion, with WebP previews (table `clips`, media under the output root).",
@@ -94,6 +104,8 @@ def clips(
     group_name=GROUP,
     kinds=KINDS | {"pytorch"},
     code_version="clip_embeddings-1",
+    owners=OWNERS,
+    tags=_tags("embedding"),
     check_specs=checks.EMBEDDING_CHECKS,
     description="open_clip embeddings of the batch's kept clips (mean of unit frame embeddings at 1 fps), "
     "one `clip_embeddings__<model>` table per model; searchable with `curator search`.",
@@ -121,6 +133,8 @@ def clip_embeddings(
     group_name=GROUP,
     kinds=KINDS | {"pytorch"},
     code_version="clip_captions-1",
+    owners=OWNERS,
+    tags=_tags("captioning"),
     check_specs=checks.CAPTION_CHECKS,
     description="Captions of the batch's kept clips by a vision-language model (transformers), per window "
     "of frames at 2 fps, optionally rewritten by a text LM (table `clip_captions`).",
@@ -145,6 +159,8 @@ def clip_captions(
     group_name=GROUP,
     kinds=KINDS | {"webdataset"},
     code_version="training_shards-1",
+    owners=OWNERS,
+    tags=_tags("training_data"),
     check_specs=checks.SHARD_CHECKS,
     description="The batch's kept clips that pass the selection rules, as WebDataset tar shards written "
     "by the Ray workers (<key>.mp4/.json/.txt/.npy per clip) under <shards_root>/<batch>/, with an "
@@ -175,6 +191,8 @@ MANIFEST_AUTOMATION = dg.AutomationCondition.eager().without(~dg.AutomationCondi
     group_name=GROUP,
     kinds={"lancedb", "webdataset"},
     code_version="dataset_manifest-1",
+    owners=OWNERS,
+    tags=_tags("dataset"),
     automation_condition=MANIFEST_AUTOMATION,
     description="Every shard of every batch in one manifest (manifest.json, manifest.parquet) and a "
     "dataset card (DATASET_CARD.md) at the top of the shards root, built from table `training_shards`.",

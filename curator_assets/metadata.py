@@ -35,7 +35,12 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(f.name, str(f.type), description=schemas.COLUMN_DESCRIPTIONS.get(f.name))
+            for f in schema
+        ]
+    )
 
 
 def step_metadata(summary: StepSummary, table: str, schema: pa.Schema, run_s: float) -> dict:

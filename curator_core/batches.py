@@ -225,7 +225,7 @@ def _clips(batch_key: str, settings: BatchSettings, executor) -> StepSummary:
     preview = [
         {
             "thumbnail": _thumbnail(row["media_uri"]),
-            "clip": row["uuid"][:8],
+            "clip": row["uuid"],
             "video": posixpath.basename(row["source_uri"]),
             "span_s": f"{row['span_start_s']:.2f}-{row['span_end_s']:.2f}",
             "kept": row["kept"],
@@ -285,7 +285,7 @@ def _clip_embeddings(batch_key: str, settings: BatchSettings, executor) -> StepS
     }
     preview = [
         {
-            "clip": r["uuid"][:8],
+            "clip": r["uuid"],
             "dim": len(r["vector"]),
             "first values": str([round(v, 3) for v in r["vector"][:4]]),
         }
@@ -321,7 +321,7 @@ def _clip_captions(batch_key: str, settings: BatchSettings, executor) -> StepSum
         "failures": _write_failures(store, failure_table, lineage),
     }
     preview = [
-        {"clip": r["uuid"][:8], "window": r["window"], "kind": r["kind"], "text": _short(r["text"])}
+        {"clip": r["uuid"], "window": r["window"], "kind": r["kind"], "text": _short(r["text"])}
         for r in rows[:PREVIEW_ROWS]
     ]
     return StepSummary(

@@ -31,6 +31,10 @@ def test_every_asset_for_one_batch(resources, workdir, three_shots, static_video
         assert clips_md["video_seconds"].value == pytest.approx(6.0 + 3.0, abs=0.1)
         assert clips_md["throughput_video_s_per_s"].value > 0
         assert "data:image/jpeg;base64," in clips_md["preview"].value
+        columns = {c.name: c.description for c in clips_md["dagster/column_schema"].schema.columns}
+        assert all(columns.values()) and "UUID5" in columns["uuid"]  # every column described
+        store_ids = ClipStore(str(workdir / "store")).rows("clips").column("uuid").to_pylist()
+        assert any(uuid in clips_md["preview"].value for uuid in store_ids)  # full ids, not 8 characters
         assert clips_md["store_uri"].value == str(workdir / "store")
         embeddings = asset_metadata(result, "clip_embeddings")
         assert embeddings["dagster/row_count"].value == 3

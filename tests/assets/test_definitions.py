@@ -25,6 +25,7 @@ def test_definitions_load_through_workspace_yaml_like_dagster_dev(tmp_path):
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "code location video_curation" in done.stdout + done.stderr  # a readable name
 
 
 def test_every_asset_shares_the_partitions_backfill_policy_and_group():
@@ -40,6 +41,7 @@ def test_every_asset_shares_the_partitions_backfill_policy_and_group():
         node = graph.get(key)
         assert node.partitions_def == upload_batches
         assert node.code_version and node.description and node.group_name == "video_curation"
+        assert node.owners == ["team:video-curation"] and node.tags["curation_stage"]
         policies.add(node.backfill_policy)
     assert policies == {dg.BackfillPolicy.multi_run(max_partitions_per_run=1)}
     parents = {
