@@ -140,7 +140,7 @@ class MediaSizeStage(ProcessingStage[Task, Task]):
                 fs, path = fsspec.core.url_to_fs(item.uri)
                 item.size = int(fs.info(path)["size"])
             except (OSError, ValueError, KeyError) as exc:
-                item.error = f"cannot read clip media {item.uri}: {type(exc).__name__}: {exc}"
+                item.error = unreadable_media(item.uri, exc)
             return item
 
         with ThreadPoolExecutor(self.threads) as pool:
@@ -248,13 +248,18 @@ class ShardWriteStage(ProcessingStage[Task, Task]):
         return sample
 
 
+def unreadable_media(uri: str, exc: BaseException) -> str:
+    """The `media_unreadable` reason, naming the file, wherever the media is found unreadable."""
+    return f"cannot read clip media {uri}: {type(exc).__name__}: {exc}"
+
+
 def read_media(uri: str) -> bytes | str:
     """A clip's media bytes, or why they cannot be read (naming the file)."""
     try:
         with fsspec.open(uri, "rb") as handle:
             return handle.read()
     except (OSError, ValueError) as exc:
-        return f"cannot read clip media {uri}: {type(exc).__name__}: {exc}"
+        return unreadable_media(uri, exc)
 
 
 def read_ahead(pool: ThreadPoolExecutor, fn, items: list, window: int) -> Iterator:

@@ -18,7 +18,7 @@ import math
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import fsspec
 import pyarrow as pa
@@ -111,13 +111,18 @@ class FramePurpose(enum.Enum):
 
 
 class _Mapped(CompositeStage[VideoTask, VideoTask]):
-    """A NeMo stage: decomposes into ours, named `<nemo name>` (one stage) or `<nemo name>.<ours>`."""
+    """A NeMo stage: decomposes into ours, named `<nemo name>` (one stage) or `<nemo name>.<ours>`, or
+    keeping our stages' own names (`keeps_our_names`: where ours is itself a composite of several)."""
+
+    keeps_our_names: ClassVar[bool] = False
 
     def _ours(self) -> list[ProcessingStage]:
         raise NotImplementedError
 
     def decompose(self) -> list[ProcessingStage]:
         stages = self._ours()
+        if self.keeps_our_names:
+            return stages
         if len(stages) == 1:
             return [stages[0].with_(name=self.name)]
         return [s.with_(name=f"{self.name}.{s.name}") for s in stages]
@@ -128,6 +133,7 @@ class VideoReader(_Mapped):
     input_video_path: str = ""
     video_limit: int | None = None
     verbose: bool = False
+    keeps_our_names: ClassVar[bool] = True  # file_listing, video_reader
 
     def __post_init__(self) -> None:
         self.name = "video_reader"
@@ -139,9 +145,6 @@ class VideoReader(_Mapped):
         path = path if "://" in path else str(Path(path).resolve())  # resolved here, not on a worker
         limit = self.video_limit if self.video_limit and self.video_limit > 0 else 0
         return reader.VideoReader(path, limit=limit).decompose()
-
-    def decompose(self) -> list[ProcessingStage]:
-        return self._ours()
 
 
 @dataclass
@@ -239,6 +242,7 @@ class ClipTranscodingStage(_Mapped):
     ffmpeg_verbose: bool = False
     verbose: bool = False
     name: str = "clip_transcoding"
+    keeps_our_names: ClassVar[bool] = True  # video_segmenting, clip_encode
 
     def _ours(self) -> list[ProcessingStage]:
         encoder = CPU_ENCODERS.get(self.encoder, self.encoder)
@@ -252,9 +256,6 @@ class ClipTranscodingStage(_Mapped):
         return transcoding.ClipTranscodingStage(
             encoder=encoder, cpus_per_worker=self.num_cpus_per_worker
         ).decompose()
-
-    def decompose(self) -> list[ProcessingStage]:
-        return self._ours()
 
 
 @dataclass
@@ -547,7 +548,7 @@ class NemoLayoutWriterStage(ProcessingStage[VideoTask, VideoTask]):
                 vector = next(iter(sorted(clip.embeddings.items())))[1]
                 embeddings.append({"id": clip.uuid, "embedding": [float(x) for x in vector]})
         if embeddings:
-            name = f"{reader_id(video.input_path)}{f'_{video.segment[0]}' if video.segment else ''}.parquet"
+            name = f"{source_id(video.input_path)}{f'_{video.segment[0]}' if video.segment else ''}.parquet"
             path = posixpath.join(root, f"{self.embeddings_dir}_embd_parquet", name)
             fs.makedirs(posixpath.dirname(path), exist_ok=True)
             with fs.open(path, "wb") as handle:
@@ -585,7 +586,3 @@ class NemoLayoutWriterStage(ProcessingStage[VideoTask, VideoTask]):
     def _put(fs, path: str, data: bytes) -> None:
         fs.makedirs(posixpath.dirname(path), exist_ok=True)
         fs.pipe_file(path, data)
-
-
-def reader_id(input_path: str) -> str:
-    return source_id(input_path)
