@@ -7,9 +7,14 @@ setup:
 run: setup
 	.venv/bin/curator demo
 
-# The Dagster UI (webserver + daemon: sensor, backfills, run queue) on http://127.0.0.1:3000
+# The Dagster UI (webserver + daemon: sensor, backfills, run queue) on http://127.0.0.1:$(UI_PORT). Its
+# instance home is <state dir>/dagster, the one `curator` uses; nothing is written into the repo root.
+UI_PORT ?= 3000
 ui: setup
-	DAGSTER_HOME=$(CURDIR) .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@home="$${CURATOR_STATE_DIR:-$(CURDIR)/state}/dagster"; mkdir -p "$$home" && \
+	ln -sf "$(CURDIR)/dagster.yaml" "$$home/dagster.yaml" && \
+	echo "DAGSTER_HOME=$$home" && \
+	DAGSTER_HOME="$$home" exec .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 test: setup
 	.venv/bin/python -m pytest -q -ra

@@ -13,7 +13,7 @@ import dagster as dg
 from curator_assets import checks
 from curator_assets.configs import CaptionsConfig, ClipsConfig, EmbeddingsConfig, TrainingShardsConfig
 from curator_assets.metadata import manifest_metadata, shard_metadata, step_metadata
-from curator_assets.partitions import BACKFILL_POLICY, upload_batches
+from curator_assets.partitions import upload_batches
 from curator_assets.resources import CuratorSettings, RayRunner
 from curator_core.store import ClipStore, schemas
 from curator_core.store.store import embeddings_table_name
@@ -51,7 +51,6 @@ def _run(
 
 @dg.asset(
     partitions_def=upload_batches,
-    backfill_policy=BACKFILL_POLICY,
     group_name=GROUP,
     kinds=KINDS,
     code_version="raw_videos-1",
@@ -74,7 +73,6 @@ def raw_videos(
 @dg.asset(
     deps=[raw_videos],
     partitions_def=upload_batches,
-    backfill_policy=BACKFILL_POLICY,
     group_name=GROUP,
     kinds=KINDS,
     code_version="clips-1",
@@ -92,7 +90,7 @@ def clips(
         metadata=step_metadata(summary, "clips", schemas.CLIPS, seconds),
         check_results=[
             *checks.clip_checks(store, context.partition_key),
-            *checks.clip_input_checks(store, context.partition_key, summary.failures),
+            *checks.clip_input_checks(summary.failures),
         ],
     )
 
@@ -100,7 +98,6 @@ def clips(
 @dg.asset(
     deps=[clips],
     partitions_def=upload_batches,
-    backfill_policy=BACKFILL_POLICY,
     group_name=GROUP,
     kinds=KINDS | {"pytorch"},
     code_version="clip_embeddings-1",
@@ -129,7 +126,6 @@ def clip_embeddings(
 @dg.asset(
     deps=[clips],
     partitions_def=upload_batches,
-    backfill_policy=BACKFILL_POLICY,
     group_name=GROUP,
     kinds=KINDS | {"pytorch"},
     code_version="clip_captions-1",
@@ -155,7 +151,6 @@ def clip_captions(
 @dg.asset(
     deps=[clips, clip_embeddings, clip_captions],
     partitions_def=upload_batches,
-    backfill_policy=BACKFILL_POLICY,
     group_name=GROUP,
     kinds=KINDS | {"webdataset"},
     code_version="training_shards-1",

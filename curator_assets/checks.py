@@ -32,12 +32,15 @@ def kept_clip_ids(store: ClipStore, batch_key: str) -> set[str]:
     return set(rows.column("uuid").to_pylist())
 
 
-def _spec(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
+def _spec(name: str, asset: str, description: str, blocking: bool = False) -> dg.AssetCheckSpec:
     """A check with one result per upload batch (Dagster 1.13 marks partitioned checks as a preview: the
-    warning is silenced here, where the choice is made, and nowhere else)."""
+    warning is silenced here, where the choice is made, and nowhere else). A blocking check that fails
+    with ERROR fails its step, so the run stops there instead of running the batch's later steps."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
-        return dg.AssetCheckSpec(name, asset=asset, description=description, partitions_def=upload_batches)
+        return dg.AssetCheckSpec(
+            name, asset=asset, description=description, partitions_def=upload_batches, blocking=blocking
+        )
 
 
 MAX_REASONS = 20  # failures listed by name in a check result
@@ -46,7 +49,8 @@ RAW_CHECKS = [
         "every_video_readable",
         "raw_videos",
         "every file of the batch opens and probes as a video; WARN when some do not (count, share and "
-        "reasons), ERROR when none does",
+        "reasons), ERROR when none does (blocking: the batch's later steps do not run)",
+        blocking=True,
     ),
 ]
 CLIP_CHECKS = [
@@ -67,6 +71,14 @@ CAPTION_CHECKS = [
 ]
 
 
+def _readable_description(rows: list[dict], bad: list[dict]) -> str | None:
+    if not rows:
+        return "the batch's landing folder holds no video file"
+    if len(bad) == len(rows):
+        return f"none of the {len(rows)} files could be read; {bad[0]['source_uri']}: {bad[0]['error']}"
+    return f"{len(bad)} of {len(rows)} files could not be read" if bad else None
+
+
 def raw_video_checks(store: ClipStore, batch_key: str) -> list[dg.AssetCheckResult]:
     rows = store.rows("videos", _batch(batch_key), columns=["source_uri", "status", "error"]).to_pylist()
     bad = sorted((r for r in rows if r["status"] == "failed"), key=lambda r: r["source_uri"])
@@ -77,7 +89,7 @@ def raw_video_checks(store: ClipStore, batch_key: str) -> list[dg.AssetCheckResu
             asset_key="raw_videos",
             passed=not bad and readable > 0,
             severity=dg.AssetCheckSeverity.WARN if readable else dg.AssetCheckSeverity.ERROR,
-            description=f"{len(bad)} of {len(rows)} files could not be read" if bad else None,
+            description=_readable_description(rows, bad),
             metadata={
                 "files": len(rows),
                 "readable": readable,
@@ -89,13 +101,9 @@ def raw_video_checks(store: ClipStore, batch_key: str) -> list[dg.AssetCheckResu
     ]
 
 
-def clip_input_checks(
-    store: ClipStore, batch_key: str, failures: list[dict[str, str]]
-) -> list[dg.AssetCheckResult]:
-    """The clips step's failed inputs, less the files `every_video_readable` already reports."""
-    unreadable = store.rows("videos", f"{_batch(batch_key)} AND status = 'failed'", columns=["source_uri"])
-    known = set(unreadable.column("source_uri").to_pylist())
-    return _input_checks([f for f in failures if f["input"] not in known], "clips", "every_input_processed")
+def clip_input_checks(failures: list[dict[str, str]]) -> list[dg.AssetCheckResult]:
+    """The clips step's failed inputs (files `every_video_readable` reports are not among them)."""
+    return _input_checks(failures, "clips", "every_input_processed")
 
 
 def _input_checks(failures: list[dict[str, str]], asset: str, check_name: str) -> list[dg.AssetCheckResult]:

@@ -16,6 +16,7 @@ from curator_assets.instance import project_instance
 from curator_assets.partitions import upload_batches
 from curator_assets.resources import CuratorSettings
 from curator_assets.sensors import READY_MARKER
+from curator_core.gallery import gallery_uri
 from curator_core.models import registry
 from curator_core.models.aesthetic import write_demo_aesthetic
 from curator_core.models.open_clip_model import DEMO_EMBED_DIM, write_demo_model
@@ -91,6 +92,7 @@ def run_demo(batch: str = DEMO_BATCH) -> dict:
         "checks": checks,
         "store_uri": settings.store_uri,
         "output_root": str(Path(settings.output_root) / batch),
+        "gallery": gallery_uri(settings.output_root, batch),
         "shards": json.loads(index.read_text()) if index.exists() else None,
         "shards_index": str(index),
         "manifest": str(Path(settings.shards_root) / "manifest.json"),

@@ -3,6 +3,8 @@ with reasons, a preview table (with thumbnails), the store location and any demo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pyarrow as pa
 
@@ -34,6 +36,13 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def browser_url(uri: str) -> str:
+    """A URL a browser opens: file:// for a local path, the URI itself for anything with a scheme."""
+    if "://" in uri:
+        return uri
+    return Path(uri).resolve().as_uri()
+
+
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[
@@ -58,10 +67,19 @@ def step_metadata(summary: StepSummary, table: str, schema: pa.Schema, run_s: fl
         "store_uri": dg.MetadataValue.path(summary.store_uri),
         "store_table": dg.MetadataValue.text(table),
     }
+    details = summary.details
+    if details.get("gallery_uri"):
+        metadata["gallery"] = dg.MetadataValue.url(browser_url(details["gallery_uri"]))
+    if details.get("output_folder"):
+        metadata["output_folder"] = dg.MetadataValue.path(details["output_folder"])
+    if details.get("landing_folder"):
+        metadata["landing_folder"] = dg.MetadataValue.path(details["landing_folder"])
     if summary.models:
         metadata["models"] = dg.MetadataValue.json(summary.models)
     if summary.ray_job_id:
         metadata["ray_job_id"] = dg.MetadataValue.text(summary.ray_job_id)
+    if summary.ray_dashboard:
+        metadata["ray_dashboard"] = dg.MetadataValue.url(summary.ray_dashboard)
     metadata["demo_models"] = dg.MetadataValue.bool(bool(summary.notes))
     if summary.notes:
         metadata["notes"] = dg.MetadataValue.md("\n".join(f"- **{n}**" for n in summary.notes))

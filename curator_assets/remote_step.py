@@ -17,7 +17,7 @@ def main() -> None:
         batch_key = pipes.get_extra("batch_key")
         settings = BatchSettings.from_json(pipes.get_extra("settings"))
         pipes.log.info(f"running {step} for batch {batch_key} on the Ray cluster")
-        summary = run_step(step, batch_key, settings)
+        summary = run_step(step, batch_key, settings, report=pipes.log.info)
         pipes.report_custom_message(summary.to_dict())
         pipes.log.info(f"{step}: {summary.tables} in {summary.pipeline_s:.1f} s")
 

@@ -68,6 +68,10 @@ class RayRunner(dg.ConfigurableResource):
     )
     python: str = Field(default="python", description="the cluster's Python that runs the job entrypoint")
     job_timeout_s: float = Field(default=6 * 3600, description="give up on a Ray job after this long")
+    dashboard: bool = Field(
+        default=True,
+        description="local Ray: serve its dashboard on 127.0.0.1 (a free port, linked from runs)",
+    )
 
     def run_step(
         self, context: dg.AssetExecutionContext, step: str, batch_key: str, settings: BatchSettings
@@ -78,12 +82,15 @@ class RayRunner(dg.ConfigurableResource):
                 "ray:// connection. Give the dashboard address (http://<head>:8265) to submit jobs."
             )
         if not self.address:
-            from curator_core.executors.ray import RayExecutor, ensure_ray
+            from curator_core.executors.ray import RayExecutor, dashboard_url, ensure_ray
 
-            startup = ensure_ray(num_cpus=self.num_cpus)
+            startup = ensure_ray(num_cpus=self.num_cpus, dashboard=self.dashboard)
             if startup:
-                context.log.info(f"started local Ray in {startup:.1f} s")
-            return run_step(step, batch_key, settings, RayExecutor(num_cpus=self.num_cpus))
+                context.log.info(f"started local Ray in {startup:.1f} s; dashboard: {dashboard_url()}")
+            summary = run_step(
+                step, batch_key, settings, RayExecutor(num_cpus=self.num_cpus), report=context.log.info
+            )
+            return dataclasses.replace(summary, ray_dashboard=dashboard_url())
         return self._submit(context, step, batch_key, settings)
 
     def _submit(
@@ -104,4 +111,6 @@ class RayRunner(dg.ConfigurableResource):
         if not summaries:
             raise dg.Failure(f"the Ray job for {step} of {batch_key} reported no summary")
         job_id = invocation.metadata.get("Ray Job ID")
-        return StepSummary(**{**summaries[-1], "ray_job_id": job_id.value if job_id else None})
+        job = job_id.value if job_id else None
+        dashboard = f"{self.address.rstrip('/')}/#/jobs/{job}" if job else self.address
+        return StepSummary(**{**summaries[-1], "ray_job_id": job, "ray_dashboard": dashboard})

@@ -15,6 +15,7 @@ import logging
 import posixpath
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +23,11 @@ import fsspec
 
 from curator_core import __version__
 from curator_core.executors.base import RunResult
-from curator_core.executors.ray import RayExecutor
+from curator_core.executors.ray import RayExecutor, ensure_ray
+from curator_core.gallery import Gallery, write_gallery
 from curator_core.models import registry
 from curator_core.pipeline import Pipeline
+from curator_core.progress import Progress
 from curator_core.store import ClipStore, schemas
 from curator_core.store.records import (
     Lineage,
@@ -44,7 +47,7 @@ from curator_core.training.stats import merge_stats
 from curator_core.video.model_stage import ClipModelStage
 from curator_core.video.pipelines import SplitOptions, caption_stages, embedding_stages, split_pipeline
 from curator_core.video.preview import thumbnail_jpeg
-from curator_core.video.reader import VideoReader
+from curator_core.video.reader import READ_ERROR, VideoReader
 from curator_core.video.stored_clips import StoredClipReader
 
 logger = logging.getLogger(__name__)
@@ -119,6 +122,7 @@ class StepSummary:
     notes: list[str]
     models: dict[str, str] = field(default_factory=dict)  # role -> model id used
     ray_job_id: str | None = None  # set when the step ran as a submitted Ray job
+    ray_dashboard: str | None = None  # the dashboard of the cluster it ran on (or of its job), when known
     details: dict[str, Any] = field(default_factory=dict)  # what is particular to the step (JSON-able)
 
     @property
@@ -130,23 +134,49 @@ class StepSummary:
         return dataclasses.asdict(self)
 
 
-def run_step(step: str, batch_key: str, settings: BatchSettings, executor=None) -> StepSummary:
-    """Run one step for one batch and record it in the store."""
+def run_step(
+    step: str,
+    batch_key: str,
+    settings: BatchSettings,
+    executor=None,
+    report: Callable[[str], None] | None = None,
+) -> StepSummary:
+    """Run one step for one batch and record it in the store. `report` gets progress lines while the
+    step's pipeline runs (default: this module's logger)."""
     if step not in STEPS:
         raise ValueError(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
     check_batch_key(batch_key)
     executor = executor or RayExecutor()
-    return _STEP_FUNCTIONS[step](batch_key, settings, executor)
+    report = report or logger.info
+    return _STEP_FUNCTIONS[step](batch_key, settings, _Run(executor, report))
 
 
-def _execute(pipeline: Pipeline, executor) -> tuple[RunResult, float]:
-    from curator_core.executors.ray import ensure_ray
+@dataclass
+class _Run:
+    """How a step runs its pipeline: on which executor, reporting progress where."""
 
-    if isinstance(executor, RayExecutor):
-        ensure_ray(executor.num_cpus, executor.address)
-    t0 = time.perf_counter()
-    result = pipeline.execute(executor)
-    return result, time.perf_counter() - t0
+    executor: Any
+    report: Callable[[str], None]
+
+    def execute(
+        self, pipeline: Pipeline, progress: Progress | None = None, skip: bool = False
+    ) -> tuple[RunResult, float]:
+        """Run `pipeline`, reporting progress. `skip`: the batch has nothing for it (no kept clips), so
+        no worker starts and no model loads; the step still replaces the batch's rows with none."""
+        if skip:
+            self.report(f"{pipeline.name}: nothing to do (the batch has no kept clips)")
+            return RunResult([], [], {}, 0.0), 0.0
+        if isinstance(self.executor, RayExecutor):
+            ensure_ray(self.executor.num_cpus, self.executor.address)
+        progress = progress or Progress(pipeline.name, self.report)
+        self.executor.on_output = progress.update
+        t0 = time.perf_counter()
+        try:
+            result = pipeline.execute(self.executor)
+        finally:
+            self.executor.on_output = None
+        progress.finish()
+        return result, time.perf_counter() - t0
 
 
 def _lineage(step: str, batch_key: str, *configs: Any, model_id: str | None = None) -> Lineage:
@@ -157,8 +187,14 @@ def _video_tasks(result: RunResult) -> list[VideoTask]:
     return [t for t in result.outputs if isinstance(t, VideoTask)]
 
 
-def _failures(result: RunResult, lineage: Lineage) -> tuple[list[dict], list[dict[str, str]]]:
-    rows = failure_rows(result, lineage)
+def _failures(
+    result: RunResult, lineage: Lineage, reported: frozenset[str] = frozenset()
+) -> tuple[list[dict], list[dict[str, str]]]:
+    """The run's failure rows, and the same as summary entries. `reported`: files whose read failure an
+    earlier step of the batch recorded already, so that each failure is recorded once."""
+    rows = [
+        r for r in failure_rows(result, lineage) if not (r["stage"] == READ_ERROR and r["input"] in reported)
+    ]
     return rows, [{"stage": r["stage"], "input": r["input"], "reason": r["message"]} for r in rows]
 
 
@@ -166,7 +202,7 @@ def _write_failures(store: ClipStore, rows: list[dict], lineage: Lineage) -> int
     return store.replace_batch("failures", lineage.batch_key, rows, schemas.FAILURES, lineage.scope)
 
 
-def _raw_videos(batch_key: str, settings: BatchSettings, executor) -> StepSummary:
+def _raw_videos(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     fs, folder = fsspec.core.url_to_fs(settings.batch_uri(batch_key))
     if not fs.isdir(folder):
         raise BatchInputError(
@@ -174,7 +210,7 @@ def _raw_videos(batch_key: str, settings: BatchSettings, executor) -> StepSummar
             f"(upload the batch's videos there, or remove the partition)"
         )
     pipeline = Pipeline("raw_videos", [VideoReader([settings.batch_uri(batch_key)])])
-    result, seconds = _execute(pipeline, executor)
+    result, seconds = run.execute(pipeline)
     lineage = _lineage("raw_videos", batch_key, {"landing": settings.batch_uri(batch_key)})
     store = ClipStore(settings.store_uri)
     rows = video_rows(_video_tasks(result), lineage)
@@ -198,26 +234,40 @@ def _raw_videos(batch_key: str, settings: BatchSettings, executor) -> StepSummar
             }
         )
     return StepSummary(
-        "raw_videos", batch_key, settings.store_uri, tables, failures, seconds, total, preview, []
+        "raw_videos",
+        batch_key,
+        settings.store_uri,
+        tables,
+        failures,
+        seconds,
+        total,
+        preview,
+        [],
+        details={"landing_folder": settings.batch_uri(batch_key)},
     )
 
 
-def _clips(batch_key: str, settings: BatchSettings, executor) -> StepSummary:
+def _clips(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     options = dataclasses.replace(settings.options, embed=False, caption=False)
     output_root = posixpath.join(settings.output_root.rstrip("/"), batch_key)
     pipeline = split_pipeline([settings.batch_uri(batch_key)], output_root, options)
     pipeline.name = "clips"
-    result, seconds = _execute(pipeline, executor)
-    lineage = _lineage("clips", batch_key, options)
     store = ClipStore(settings.store_uri)
+    listed = store.count("videos", f"batch_key = '{batch_key}'")  # by raw_videos, when it ran
+    result, seconds = run.execute(pipeline, Progress("clips", run.report, total=listed or None))
+    lineage = _lineage("clips", batch_key, options)
     tasks = _video_tasks(result)
     hashes = {p: safe_content_hash(p) for p in {t.data.input_path for t in tasks}}
     rows = clip_rows(tasks, lineage, hashes)
-    failure_table, failures = _failures(result, lineage)
+    unreadable = store.rows("videos", f"batch_key = '{batch_key}' AND status = 'failed'", ["source_uri"])
+    failure_table, failures = _failures(
+        result, lineage, frozenset(unreadable.column("source_uri").to_pylist())
+    )
     tables = {
         "clips": store.write_clips(batch_key, rows),
         "failures": _write_failures(store, failure_table, lineage),
     }
+    gallery = write_gallery(store, batch_key, settings.output_root)
     durations: dict[str, float] = {}
     for task in tasks:
         if task.data.metadata and task.data.metadata.duration_s:
@@ -246,7 +296,22 @@ def _clips(batch_key: str, settings: BatchSettings, executor) -> StepSummary:
         sum(durations.values()),
         preview,
         [],
+        details=_gallery_details(gallery, output_root),
     )
+
+
+def _gallery_details(gallery: Gallery, output_root: str) -> dict[str, Any]:
+    return {
+        "output_folder": output_root,
+        "gallery_uri": gallery.uri,
+        "kept": gallery.kept,
+        "filtered": gallery.filtered,
+    }
+
+
+def _stored_clip_progress(step: str, store: ClipStore, batch_key: str, report) -> Progress:
+    kept = store.count("clips", f"batch_key = '{batch_key}' AND kept")
+    return Progress(step, report, total=kept or None, unit="clips", clips_are_inputs=True)
 
 
 def _clip_seconds(tasks: list[VideoTask]) -> float:
@@ -266,15 +331,16 @@ def _model_notes(models: dict[str, str], directory: str) -> list[str]:
     ]
 
 
-def _clip_embeddings(batch_key: str, settings: BatchSettings, executor) -> StepSummary:
+def _clip_embeddings(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     o = settings.options
     directory = str(registry.model_dir(o.model_dir))
     stages = [StoredClipReader(settings.store_uri, batch_key), *embedding_stages(o)]
     models = _models(stages)
     model_id = models["embedding"]
-    result, seconds = _execute(Pipeline("clip_embeddings", stages), executor)
-    lineage = _lineage("clip_embeddings", batch_key, {"model": model_id}, model_id=model_id)
     store = ClipStore(settings.store_uri)
+    progress = _stored_clip_progress("clip_embeddings", store, batch_key, run.report)
+    result, seconds = run.execute(Pipeline("clip_embeddings", stages), progress, skip=not progress.total)
+    lineage = _lineage("clip_embeddings", batch_key, {"model": model_id}, model_id=model_id)
     tasks = _video_tasks(result)
     rows = embedding_rows(tasks, model_id, lineage)
     failure_table, failures = _failures(result, lineage)
@@ -305,14 +371,15 @@ def _clip_embeddings(batch_key: str, settings: BatchSettings, executor) -> StepS
     )
 
 
-def _clip_captions(batch_key: str, settings: BatchSettings, executor) -> StepSummary:
+def _clip_captions(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     o = settings.options
     directory = str(registry.model_dir(o.model_dir))
     stages = [StoredClipReader(settings.store_uri, batch_key), *caption_stages(o)]
     models = _models(stages)
-    result, seconds = _execute(Pipeline("clip_captions", stages), executor)
-    lineage = _lineage("clip_captions", batch_key, o, model_id=models["captioning"])
     store = ClipStore(settings.store_uri)
+    progress = _stored_clip_progress("clip_captions", store, batch_key, run.report)
+    result, seconds = run.execute(Pipeline("clip_captions", stages), progress, skip=not progress.total)
+    lineage = _lineage("clip_captions", batch_key, o, model_id=models["captioning"])
     tasks = _video_tasks(result)
     rows = caption_rows(tasks, lineage)
     failure_table, failures = _failures(result, lineage)
@@ -320,6 +387,7 @@ def _clip_captions(batch_key: str, settings: BatchSettings, executor) -> StepSum
         "clip_captions": store.replace_batch("clip_captions", batch_key, rows, schemas.CLIP_CAPTIONS),
         "failures": _write_failures(store, failure_table, lineage),
     }
+    gallery = write_gallery(store, batch_key, settings.output_root)  # now with the captions
     preview = [
         {"clip": r["uuid"], "window": r["window"], "kind": r["kind"], "text": _short(r["text"])}
         for r in rows[:PREVIEW_ROWS]
@@ -335,15 +403,16 @@ def _clip_captions(batch_key: str, settings: BatchSettings, executor) -> StepSum
         preview,
         _model_notes(models, directory),
         models,
+        details=_gallery_details(gallery, posixpath.join(settings.output_root.rstrip("/"), batch_key)),
     )
 
 
 SHARD_URIS_LISTED = 100  # shard URIs a summary carries (the batch's index.json lists them all)
 
 
-def _training_shards(batch_key: str, settings: BatchSettings, executor) -> StepSummary:
+def _training_shards(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     export = export_shards(
-        settings.store_uri, batch_key, settings.shards_root, settings.shard_options, executor
+        settings.store_uri, batch_key, settings.shards_root, settings.shard_options, run.executor
     )
     stats = merge_stats(s.stats for s in export.shards)
     preview = [
@@ -388,9 +457,12 @@ def _training_shards(batch_key: str, settings: BatchSettings, executor) -> StepS
     )
 
 
-def _short(text: str, limit: int = 80) -> str:
+def _short(text: str, limit: int = 80, word: int = 30) -> str:
+    """A caption for a preview cell: one line, at most `limit` characters, and a break opportunity (a
+    zero-width space) every `word` characters of a long token, so the cell wraps instead of overflowing."""
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return " ".join("\u200b".join(t[i : i + word] for i in range(0, len(t), word)) for t in text.split(" "))
 
 
 def _thumbnail(uri: str | None) -> str:

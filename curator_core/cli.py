@@ -68,14 +68,14 @@ def _demo(args: argparse.Namespace) -> int:
         )
         print(f"dataset manifest and card: {summary['manifest']} (DATASET_CARD.md beside it)")
     print(f"clip media and previews: {summary['output_root']}")
+    if summary.get("gallery"):
+        print(f"gallery of the batch:    {summary['gallery']}")
     print(f"clip store (LanceDB): {summary['store_uri']}")
     print(f'search it:  .venv/bin/curator search "a moving square" --k 3 --store {summary["store_uri"]}')
     print(
         f"export it:  .venv/bin/curator export clips --to parquet clips.parquet --store {summary['store_uri']}"
     )
-    print(
-        f"open the UI: make ui   (= DAGSTER_HOME={Path.cwd()} .venv/bin/dagster dev, then http://127.0.0.1:3000)"
-    )
+    print(f"open the UI: make ui   (DAGSTER_HOME={summary['dagster_home']}, then http://127.0.0.1:3000)")
     print("new batches: drop a folder of videos (+ an empty _READY file) into state/landing/ and turn on the "
           "new_upload_batches sensor in the UI")  # fmt: skip
     for note in summary["notes"]:
@@ -445,7 +445,7 @@ def _shots(args: argparse.Namespace) -> int:
     try:
         result = DETECTORS[args.detector]().detect_path(args.video)
     except VideoDecodeError as exc:
-        print(f"curator shots: {exc}", file=sys.stderr)
+        print(f"curator shots: {args.video}: {exc}", file=sys.stderr)
         return 1
     out = {"video": args.video, "transitions": [t.to_dict() for t in result.transitions]}
     if args.json:

@@ -11,6 +11,7 @@ import logging
 import time
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,7 +216,19 @@ class StageRunner:
 
 
 class Executor(ABC):
-    """Runs built (already decomposed and validated) stages over initial tasks."""
+    """Runs built (already decomposed and validated) stages over initial tasks.
+
+    on_output: called in the driver with each task that leaves the last stage, as soon as it arrives
+    (progress reporting; `curator_core.progress.Progress.update` fits).
+    """
+
+    on_output: Callable[[Task], None] | None = None
+
+    def _emit(self, items: Iterable[Any]) -> None:
+        if self.on_output is not None:
+            for item in items:
+                if isinstance(item, Task):
+                    self.on_output(item)
 
     @abstractmethod
     def execute(self, stages: list[ProcessingStage], initial_tasks: list[Task]) -> RunResult: ...

@@ -24,4 +24,5 @@ class LocalExecutor(Executor):
                 items = StageRunner(stage, metadata).run(items)
             finally:
                 stage.teardown()
+        self._emit(items)
         return collect(items, [s.name for s in stages], time.perf_counter() - t0)

@@ -10,6 +10,7 @@ the scheduling loop wakes is `ray_scheduling`'s.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -48,9 +49,10 @@ def project_ray_tmpdir() -> str:
 BLOCKS_PER_CPU = 4
 
 
-def ensure_ray(num_cpus: int | None = None, address: str | None = None) -> float:
+def ensure_ray(num_cpus: int | None = None, address: str | None = None, dashboard: bool = False) -> float:
     """Connect to RAY_ADDRESS / `address`, reuse a running driver connection, or start a private local
-    cluster. Returns the seconds spent starting up."""
+    cluster (with its dashboard on 127.0.0.1 when `dashboard`; `dashboard_url()` tells where). Returns the
+    seconds spent starting up."""
     import ray
 
     if ray.is_initialized():
@@ -64,18 +66,62 @@ def ensure_ray(num_cpus: int | None = None, address: str | None = None) -> float
                 "connection. Submit the pipeline as a Ray job instead (the Dagster project does this through "
                 "dagster-ray's PipesRayJobClient), or run the driver on the cluster."
             )
-        ray.init(address=address, log_to_driver=True)
+        context = ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(
-            address="local",
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            _temp_dir=project_ray_tmpdir(),
-            log_to_driver=True,
-            logging_level=logging.WARNING,
-            _system_config={"num_workers_soft_limit": warm_workers(num_cpus or os.cpu_count() or 1)},
-        )
+        # A new local cluster turns token auth on and logs a warning that it did: for the private cluster
+        # that is what we want (RAY_AUTH_MODE=disabled still opts out), so that one record is dropped. It
+        # cannot be avoided otherwise: Ray reads RAY_AUTH_MODE once, when it is imported.
+        with _quiet_token_auth_notice(), warnings.catch_warnings():
+            # lancedb warns in every forked child; ray.init forks only to exec Ray's own binaries, which
+            # never run lancedb code, so the warning (inherited by the child through the filter) is moot.
+            warnings.filterwarnings("ignore", "lancedb fork support", RuntimeWarning)
+            context = ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=dashboard,
+                dashboard_host="127.0.0.1",
+                dashboard_port=_free_port() if dashboard else None,
+                _temp_dir=project_ray_tmpdir(),
+                log_to_driver=True,
+                logging_level=logging.WARNING,
+                _system_config={"num_workers_soft_limit": warm_workers(num_cpus or os.cpu_count() or 1)},
+            )
+    global _DASHBOARD_URL
+    url = getattr(context, "dashboard_url", None)
+    _DASHBOARD_URL = f"http://{url}" if url and not url.startswith("http") else url or None
     return time.perf_counter() - t0
+
+
+_DASHBOARD_URL: str | None = None
+_TOKEN_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+@contextlib.contextmanager
+def _quiet_token_auth_notice():
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+    token_logger = logging.getLogger(_TOKEN_AUTH_LOGGER)
+    token_logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        token_logger.removeFilter(keep)
+
+
+def dashboard_url() -> str | None:
+    """The Ray dashboard of the cluster this process is connected to, when it has one."""
+    import ray
+
+    return _DASHBOARD_URL if ray.is_initialized() else None
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def warm_workers(cpus: int) -> int:
@@ -426,6 +472,8 @@ class RayExecutor(Executor):
         ctx.print_on_execution_start = self.show_progress
         if not self.show_progress:  # Ray Data logs every dataset start/finish at INFO
             logging.getLogger("ray.data").setLevel(logging.WARNING)
+            # ... and warns once that the bars are off, which is this option's whole point.
+            logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
         ctx.execution_options.preserve_order = False
         # Grow a pool as soon as all its actors are busy (Ray's default waits for 1.75 tasks per actor,
         # which a pipeline of a few heavy tasks, like videos, never reaches: one worker would do it all).
@@ -473,9 +521,13 @@ class RayExecutor(Executor):
                 ds = _split_blocks(ds, rows_per_block)
             if self.execution_mode == "batch":
                 ds = ds.materialize()
-        rows = ds.take_all()
+        items = []
+        for row in ds.iter_rows():  # as take_all does, handing each finished task on as it arrives
+            item = _unpack([row["item"]])[0]
+            self._emit([item])
+            items.append(item)
         return collect(
-            _unpack(row["item"] for row in rows),
+            items,
             [s.name for s in stages],
             time.perf_counter() - t0,
             self.startup_time_s,

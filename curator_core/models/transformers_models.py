@@ -57,6 +57,13 @@ DEMO_CORPUS = [
 ]
 
 
+def _no_loading_bars() -> None:
+    """transformers draws a progress bar per worker per load, which ends up in every run's log."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def _checked_path(model_id: str, directory: str | os.PathLike | None) -> tuple[dict, Path]:
     card = read_card(model_id, directory)
     path = model_path(model_id, directory)
@@ -92,6 +99,7 @@ class VisionLanguageModel(LoadedModel):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        _no_loading_bars()
         card, path = _checked_path(model_id, directory)
         device = pick_device(device)
         processor = AutoProcessor.from_pretrained(path, local_files_only=True)
@@ -135,6 +143,10 @@ class VisionLanguageModel(LoadedModel):
         if self.takes_video:
             kwargs["videos"] = media
             kwargs["do_sample_frames"] = False  # the frames are already sampled at the window's rate
+            if hasattr(self.processor.video_processor, "cap_pixels_per_frame"):
+                # Qwen-VL: bound each frame's pixels by its share of the video token budget, as the
+                # reference implementation does (transformers' coming default; it warns until asked).
+                kwargs["cap_pixels_per_frame"] = True
             if fps:
                 kwargs["fps"] = fps
         else:
@@ -173,6 +185,7 @@ class TextModel(LoadedModel):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        _no_loading_bars()
         card, path = _checked_path(model_id, directory)
         device = pick_device(device)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)

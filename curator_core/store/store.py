@@ -226,9 +226,11 @@ class ClipStore:
         return deleted
 
     # --- reads ----------------------------------------------------------------------------------------
-    def rows(self, name: str, where: str | None = None, columns: list[str] | None = None) -> pa.Table:
-        """All rows of a table (optionally filtered, optionally only some columns); an empty table when
-        it does not exist yet."""
+    def rows(
+        self, name: str, where: str | None = None, columns: list[str] | None = None, limit: int | None = None
+    ) -> pa.Table:
+        """The rows of a table (optionally filtered, only some columns, at most `limit`); an empty table
+        when it does not exist yet."""
         if name not in self.table_names():
             declared = schemas.TABLES.get(name)
             empty = declared.empty_table() if declared is not None else pa.table({})
@@ -238,7 +240,13 @@ class ClipStore:
             query = query.where(where)
         if columns:
             query = query.select(columns)
-        return query.limit(None).to_arrow()
+        return query.limit(limit).to_arrow()
+
+    def count(self, name: str, where: str | None = None) -> int:
+        """Rows of a table (optionally filtered) without reading them; 0 when it does not exist yet."""
+        if name not in self.table_names():
+            return 0
+        return self.db.open_table(name).count_rows(where)
 
     def embedding_models(self) -> list[str]:
         out = []

@@ -24,7 +24,12 @@ DEFAULT_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".ts", ".
 
 
 class VideoInputError(Exception):
-    """An input that cannot be used as a video; the message says why in words a user can act on."""
+    """An input that cannot be used as a video. `reason` says why in words a user can act on; the message
+    adds the file. Records that already name the file (a failure row's input) keep only the reason."""
+
+    def __init__(self, reason: str, uri: str | None = None):
+        super().__init__(f"{reason}: {uri}" if uri else reason)
+        self.reason, self.uri = reason, uri
 
 
 def list_videos(
@@ -74,14 +79,14 @@ def open_container(uri: str, size: int | None = None) -> Iterator[av.container.I
     """Open a video with PyAV, turning FFmpeg's errors into a VideoInputError that says what is wrong.
     `size`: the file's size when the caller already knows it (saves a stat or HEAD request)."""
     if (size_bytes(uri) if size is None else size) == 0:
-        raise VideoInputError(f"empty file (0 bytes): {uri}")
+        raise VideoInputError("empty file (0 bytes)", uri)
     with open_input(uri) as source:
         try:
             container = av.open(source, mode="r", metadata_errors="ignore")
         except av.error.InvalidDataError as exc:
-            raise VideoInputError(f"not a readable media file ({exc.strerror or exc}): {uri}") from exc
+            raise VideoInputError(f"not a readable media file ({exc.strerror or exc})", uri) from exc
         except av.error.FFmpegError as exc:
-            raise VideoInputError(f"cannot open as media ({type(exc).__name__}: {exc}): {uri}") from exc
+            raise VideoInputError(f"cannot open as media ({type(exc).__name__}: {exc})", uri) from exc
         try:
             yield container
         finally:
@@ -91,10 +96,10 @@ def open_container(uri: str, size: int | None = None) -> Iterator[av.container.I
 def video_stream(container: av.container.InputContainer, uri: str) -> av.video.stream.VideoStream:
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
-        raise VideoInputError(f"no video stream (streams: {', '.join(kinds)}; audio-only?): {uri}")
+        raise VideoInputError(f"no video stream (streams: {', '.join(kinds)}; audio-only?)", uri)
     stream = container.streams.video[0]
     if stream.codec_context is None or not stream.codec_context.name:
-        raise VideoInputError(f"unsupported video codec (no decoder in this FFmpeg build): {uri}")
+        raise VideoInputError("unsupported video codec (no decoder in this FFmpeg build)", uri)
     return stream
 
 
@@ -135,11 +140,9 @@ def probe(uri: str) -> VideoMetadata:
                 rotation = int(getattr(frame, "rotation", 0) or 0)
                 break
             else:
-                raise VideoInputError(f"video stream has no decodable frames: {uri}")
+                raise VideoInputError("video stream has no decodable frames", uri)
         except av.error.FFmpegError as exc:
-            raise VideoInputError(
-                f"video stream does not decode ({type(exc).__name__}: {exc}): {uri}"
-            ) from exc
+            raise VideoInputError(f"video stream does not decode ({type(exc).__name__}: {exc})", uri) from exc
         return VideoMetadata(
             width=ctx.width or None,
             height=ctx.height or None,

@@ -60,11 +60,11 @@ class VideoReaderStage(ProcessingStage[VideoTask, VideoTask]):
         try:
             video.metadata = probe(video.input_path)
         except VideoInputError as exc:
-            video.errors[READ_ERROR] = str(exc)
+            video.errors[READ_ERROR] = exc.reason
             logger.warning("%s", exc)
         except OSError as exc:
-            video.errors[READ_ERROR] = f"cannot read ({exc}): {video.input_path}"
-            logger.warning("%s", video.errors[READ_ERROR])
+            video.errors[READ_ERROR] = f"cannot read ({exc})"
+            logger.warning("%s: %s", video.input_path, video.errors[READ_ERROR])
         return task
 
 

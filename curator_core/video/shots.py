@@ -120,9 +120,9 @@ def _decode(
             except av.error.FFmpegError as exc:
                 error = f"decoding stopped after {len(out)} frames ({type(exc).__name__}: {exc})"
     except VideoInputError as exc:
-        raise VideoDecodeError(str(exc)) from exc
+        raise VideoDecodeError(exc.reason) from exc
     if not out:
-        raise VideoDecodeError(error or f"no decodable video frames: {uri}")
+        raise VideoDecodeError(error or "no decodable video frames")
     order = np.argsort(np.asarray(pts), kind="stable")
     pts_arr = np.asarray(pts)[order]
     return [out[i] for i in order], pts_arr, _end_time(pts_arr), error

@@ -107,7 +107,7 @@ class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
                 video.input_path, video.clips, video.metadata.rotation_deg if video.metadata else 0, video
             )
         except VideoInputError as exc:
-            video.errors["transcode"] = str(exc)
+            video.errors["transcode"] = exc.reason
         kept, dropped = [], []
         for clip in video.clips:
             (kept if clip.encoded_data else dropped).append(clip)
@@ -184,13 +184,17 @@ class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
                     if len(finished) == len(clips) or video_t >= seg_end + AUDIO_SLACK_S:
                         break
             except av.error.FFmpegError as exc:
+                where = f"at {video_t:.2f} s" if video_t > -math.inf else "before its first frame"
+                unreached = len(clips) - len(finished) - len(encoders)
                 message = (
-                    f"decoding stopped at {len(finished)} of {len(clips)} clips ({type(exc).__name__}: {exc})"
+                    f"the stream is damaged {where}: decoding stopped with {len(finished)} of {len(clips)} "
+                    f"clips complete, {len(encoders)} cut short, {unreached} not reached "
+                    f"({type(exc).__name__}: {exc})"
                 )
                 video.errors["decode"] = message
                 logger.warning("%s: %s", uri, message)
                 for enc in encoders.values():
-                    enc.clip.errors["decode"] = "clip ends early: the stream is damaged after its last frame"
+                    enc.clip.errors["decode"] = f"clip cut short: the stream is damaged {where}"
             for enc in encoders.values():
                 enc.clip.encoded_data = enc.close()
 

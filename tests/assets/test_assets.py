@@ -60,7 +60,20 @@ def test_every_asset_for_one_batch(resources, workdir, three_shots, static_video
             "every_kept_clip_has_a_caption": True,
             "shards_open_and_complete": True,
         }
+        logs = " | ".join(e.message for e in instance.all_logs(result.run_id) if e.is_dagster_event is False)
+        assert "clips: 3 of 3 videos done (100%)" in logs  # progress lines in the run's log
+        assert "clip_captions: 3 of 3 clips done (100%)" in logs
+        gallery = clips_md["gallery"].value
+        assert gallery == (workdir / "outputs" / "b1" / "gallery.html").as_uri()
+        assert clips_md["output_folder"].value == str(workdir / "outputs" / "b1")
     store = ClipStore(str(workdir / "store"))
+    failures = store.rows("failures").to_pylist()
+    assert [f["input"].endswith("notes.mp4") for f in failures] == [True]  # recorded once, by raw_videos
+    assert "notes.mp4" not in failures[0]["message"]  # the input names the file; the reason does not
+    page = (workdir / "outputs" / "b1" / "gallery.html").read_text()
+    assert "3</b> clips kept" in page and "motion" in page and "notes.mp4" in page
+    assert page.count('<img loading="lazy" src="previews/') == 3  # kept clips' previews, linked relatively
+    assert "filtered by motion_filter" in page  # the static clip, with its reason
     kept = set(store.rows("clips", "kept = true").column("uuid").to_pylist())
     assert len(kept) == 3
     assert set(store.rows("clip_captions").column("uuid").to_pylist()) == kept
@@ -162,3 +175,16 @@ def test_checks_are_per_batch_a_bad_batch_stays_failed_when_another_succeeds(
         "bad": AssetCheckExecutionRecordStatus.FAILED,
         "good": AssetCheckExecutionRecordStatus.SUCCEEDED,
     }
+
+
+def test_an_all_bad_batch_fails_at_raw_videos_with_the_reason(resources, workdir, bad_inputs):
+    add_batch(workdir / "landing", "all_bad", [bad_inputs["text"], bad_inputs["empty"]])
+    with dg.instance_for_test() as instance:
+        result = materialize_batch(ASSETS, "all_bad", resources, instance)
+        assert not result.success  # a failed run: the blocking check stopped it
+        (evaluation,) = result.get_asset_check_evaluations()
+        assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+        assert evaluation.description.startswith("none of the 2 files could be read")
+        materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+        assert materialized == {"raw_videos"}  # clips and later never ran on nothing
+    assert ClipStore(str(workdir / "store")).count("clips") == 0

@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dagster as dg
-
 from curator_assets.definitions import defs
 from curator_assets.partitions import upload_batches
 
@@ -28,7 +26,7 @@ def test_definitions_load_through_workspace_yaml_like_dagster_dev(tmp_path):
     assert "code location video_curation" in done.stdout + done.stderr  # a readable name
 
 
-def test_every_asset_shares_the_partitions_backfill_policy_and_group():
+def test_every_asset_shares_the_partitions_and_group_and_backfills_run_per_partition():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {
@@ -43,7 +41,7 @@ def test_every_asset_shares_the_partitions_backfill_policy_and_group():
         assert node.code_version and node.description and node.group_name == "video_curation"
         assert node.owners == ["team:video-curation"] and node.tags["curation_stage"]
         policies.add(node.backfill_policy)
-    assert policies == {dg.BackfillPolicy.multi_run(max_partitions_per_run=1)}
+    assert policies == {None}  # Dagster's default: a backfill launches one run per partition
     parents = {
         k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
         for k in graph.get_all_asset_keys()
