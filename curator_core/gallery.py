@@ -138,8 +138,12 @@ def _card(row: dict, folder: str, captions: list[str]) -> str:
     ]
     if row["filtered_by"]:
         lines.append(f'<div class="reason">filtered by {_e(row["filtered_by"])}</div>')
-    lines += [f'<div class="caption">{_e(text)}</div>' for text in captions]
+    lines += [f'<div class="caption">{_e(_clipped(text))}</div>' for text in captions]
     return f'<figure class="clip">{image}<figcaption>{"".join(lines)}</figcaption></figure>'
+
+
+def _clipped(text: str, limit: int = 600) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _relative(uri: str, folder: str) -> str:

@@ -555,6 +555,10 @@ class RayExecutor(Executor):
                 # when another is idle (measured: one of two transcoding actors idle for the last 21 s).
                 max_tasks_in_flight_per_actor=1,
             ),
+            # Ray Data hands each pool actor its arguments as object refs, so with restarts on, Ray's core
+            # worker logs one E-line per run ("constructor arguments in the object store and
+            # max_restarts > 0", ray-project/ray#53727). It comes from C++ and cannot be filtered; Ray
+            # Data holds those refs for the operator's life, so the restarts it warns about do work.
             max_restarts=self.max_worker_restarts,
             max_task_retries=self.max_worker_restarts,
             **self._map_args([stage], plan, rows_per_block),

@@ -100,7 +100,7 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "created_at": "when the row was written (UTC)",
     "video_id": "id of the source video within the batch",
     "status": "ok, partial (some errors) or failed",
-    "error": "why the video could not be used, naming the file",
+    "error": "why the video could not be used (stage: reason; source_uri names the file)",
     "metadata_json": "probed metadata of the video (size, fps, codec, duration, ...)",
     "num_clips": "clips cut from the video",
     "uuid": "the clip's id: UUID5 of its source and span, the same on every re-run",
