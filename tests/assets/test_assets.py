@@ -188,3 +188,13 @@ def test_an_all_bad_batch_fails_at_raw_videos_with_the_reason(resources, workdir
         materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
         assert materialized == {"raw_videos"}  # clips and later never ran on nothing
     assert ClipStore(str(workdir / "store")).count("clips") == 0
+
+
+def test_an_empty_batch_fails_at_raw_videos_saying_it_holds_no_video(resources, workdir):
+    (workdir / "landing" / "empty_batch").mkdir()
+    (workdir / "landing" / "empty_batch" / "_READY").touch()
+    with dg.instance_for_test() as instance:
+        result = materialize_batch(ASSETS, "empty_batch", resources, instance)
+        assert not result.success
+        (evaluation,) = result.get_asset_check_evaluations()
+        assert evaluation.description == "the batch's landing folder holds no video file"
