@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO, Any
 
 COMMANDS: dict[
     str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -40,7 +43,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     summary = run_demo(args.batch)
     if args.json:
-        print(json.dumps(summary, indent=2, default=str))
+        print_json(summary)
         return 0 if summary["success"] else 1
     print(f"\nbatch {summary['batch']}: sample videos {', '.join(Path(v).name for v in summary['inputs'])}")
     print(
@@ -97,6 +100,12 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--limit-videos", type=int, default=0)
     parser.add_argument(
+        "--glob",
+        default=None,
+        help="match this pattern under each folder INPUT (e.g. '**/*.mov'); "
+        "otherwise folders are listed as named, for video extensions",
+    )
+    parser.add_argument(
         "--encoder", default="libx264", help="libx264, mpeg4, libvpx-vp9, libsvtav1, h264_nvenc..."
     )
     parser.add_argument("--crf", type=int, default=23)
@@ -133,12 +142,18 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--store", default=None, help="also record the run in this clip store (LanceDB URI)")
     parser.add_argument("--batch", default="cli", help="batch key of the rows written to --store")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary (the only thing on stdout)")
+    parser.add_argument(
+        "--allow-failures",
+        action="store_true",
+        help="exit 0 even when some inputs failed (not when none worked)",
+    )
 
 
 @_run_args.run
 def _run(args: argparse.Namespace) -> int:
     from curator_core.executors.ray import RayExecutor
+    from curator_core.video.io import VideoInputError
     from curator_core.video.pipelines import SplitOptions, split_pipeline
     from curator_core.video.report import run_summary
 
@@ -159,6 +174,7 @@ def _run(args: argparse.Namespace) -> int:
         motion_score_only=args.motion_score_only,
         previews=not args.no_previews,
         limit_videos=args.limit_videos,
+        input_glob=args.glob,
         embed=args.embed,
         embedding_model=args.embedding_model,
         model_dir=args.model_dir,
@@ -171,7 +187,12 @@ def _run(args: argparse.Namespace) -> int:
         caption_max_new_tokens=args.caption_max_tokens,
         enhance_captions=args.enhance_captions,
     )
-    pipeline = split_pipeline(args.inputs, args.out, options)
+    pipeline = split_pipeline(args.inputs, _absolute(args.out), options)
+    try:
+        pipeline.build()  # resolves and checks the inputs here, before Ray starts
+    except VideoInputError as exc:
+        print(f"curator run: {exc}", file=sys.stderr)
+        return 2
     if not args.json:
         print(pipeline.describe(), file=sys.stderr)
     result = pipeline.execute(RayExecutor(execution_mode=args.mode, show_progress=not args.json))
@@ -188,7 +209,7 @@ def _run(args: argparse.Namespace) -> int:
             "rows": write_run(ClipStore(args.store), result, lineage),
         }
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print_json(summary)
     else:
         print(result.summary())
         print(
@@ -198,6 +219,25 @@ def _run(args: argparse.Namespace) -> int:
         for item in summary["failed"]:
             print(f"  failed: {item['source']}: {item['reason']}")
         print(f"outputs under {args.out}")
+    return _run_exit_code(summary, args.allow_failures)
+
+
+def _absolute(uri: str) -> str:
+    """A local path made absolute (the workers write there from their own directories); URIs as given."""
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
+def _run_exit_code(summary: dict, allow_failures: bool) -> int:
+    """1 when nothing was written, or when an input failed (unless failures are allowed); else 0."""
+    if not summary["clips_written"]:
+        print("curator run: no clip was written", file=sys.stderr)
+        return 1
+    if summary["failed"] and not allow_failures:
+        print(
+            f"curator run: {len(summary['failed'])} inputs failed (--allow-failures accepts that)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -262,7 +302,7 @@ def _export_training(args: argparse.Namespace) -> int:
         return 2
     if args.what == "manifest":
         manifest = write_manifest(args.store, args.to, args.storage_options)
-        print(json.dumps({"root": args.to, **manifest.totals}, indent=2))
+        print_json({"root": args.to, **manifest.totals})
         return 0
     try:
         export = export_shards(
@@ -271,20 +311,17 @@ def _export_training(args: argparse.Namespace) -> int:
     except ShardExportError as exc:
         print(f"curator export shards: {exc}", file=sys.stderr)
         return 1
-    print(
-        json.dumps(
-            {
-                "batch": export.batch_key,
-                "index": export.index_uri,
-                "shards": [s.uri for s in export.shards],
-                "samples": export.samples,
-                "bytes": export.bytes,
-                "candidates": export.candidates,
-                "dropped": export.dropped,
-                "failed": export.failures,
-            },
-            indent=2,
-        )
+    print_json(
+        {
+            "batch": export.batch_key,
+            "index": export.index_uri,
+            "shards": [s.uri for s in export.shards],
+            "samples": export.samples,
+            "bytes": export.bytes,
+            "candidates": export.candidates,
+            "dropped": export.dropped,
+            "failed": export.failures,
+        }
     )
     for failure in export.failures:
         print(f"failed: {failure['input']}: {failure['reason']}", file=sys.stderr)
@@ -393,7 +430,7 @@ def _search(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     hits = store.search_vector(model.model_id, model.encode_text([args.query])[0], k=args.k, where=args.where)
-    print(json.dumps({"query": args.query, "model": model.model_id, "results": hits}, indent=2))
+    print_json({"query": args.query, "model": model.model_id, "results": hits})
     return 0
 
 
@@ -421,7 +458,7 @@ def _dedup(args: argparse.Namespace) -> int:
         return 2
     lineage = Lineage(args.batch, "semantic_dedup", __version__, params_hash({"eps": args.eps}), model_id)
     found = dedup_batch(store, args.batch, model_id, args.eps, lineage)
-    print(json.dumps([vars(d) for d in found], indent=2))
+    print_json([vars(d) for d in found])
     return 0
 
 
@@ -449,7 +486,7 @@ def _shots(args: argparse.Namespace) -> int:
         return 1
     out = {"video": args.video, "transitions": [t.to_dict() for t in result.transitions]}
     if args.json:
-        print(json.dumps(out, indent=2))
+        print_json(out)
     else:
         for t in result.transitions:
             print(
@@ -467,12 +504,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands whose output is always one JSON document; the others print one with --json.
+JSON_COMMANDS = {"export", "search", "dedup"}
+_JSON_OUT: IO[str] | None = None  # the real standard output while such a command runs
+
+
+def print_json(document: Any) -> None:
+    """Print the command's one JSON document on the real standard output."""
+    out = _JSON_OUT or sys.stdout
+    out.write(json.dumps(document, indent=2, default=str) + "\n")
+    out.flush()
+
+
+@contextlib.contextmanager
+def _stdout_for_the_document_only() -> Iterator[None]:
+    """Point file descriptor 1 at stderr while the command runs, so that whatever else writes there (Ray's
+    forwarded worker lines, native libraries) cannot break the JSON document `print_json` writes."""
+    global _JSON_OUT
+    sys.stdout.flush()
+    try:
+        on_fd_1 = sys.stdout.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # a stream in memory (an embedding program, pytest)
+        on_fd_1 = False
+    real = os.dup(1)
+    os.dup2(2, 1)
+    _JSON_OUT = os.fdopen(os.dup(real), "w") if on_fd_1 else sys.stdout
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        if on_fd_1:
+            _JSON_OUT.close()
+        os.dup2(real, 1)
+        os.close(real)
+        _JSON_OUT = None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("ray").setLevel(level)
-    return COMMANDS[args.command][2](args)
+    run = COMMANDS[args.command][2]
+    if args.command in JSON_COMMANDS or getattr(args, "json", False):
+        with _stdout_for_the_document_only():
+            return run(args)
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import IO
@@ -32,24 +33,56 @@ class VideoInputError(Exception):
         self.reason, self.uri = reason, uri
 
 
+def resolve_inputs(inputs: list[str] | tuple[str, ...]) -> list[str]:
+    """The inputs as the workers must see them, checked on the driver before a run starts: a local path
+    made absolute (a worker runs in another directory, maybe on another machine), and every input one
+    that exists (VideoInputError naming it otherwise)."""
+    resolved = []
+    for uri in inputs:
+        if "://" not in uri:
+            uri = os.path.abspath(uri)
+        fs, path = fsspec.core.url_to_fs(uri)
+        if not fs.exists(path):
+            raise VideoInputError("no such file or folder", uri)
+        resolved.append(uri)
+    return resolved
+
+
 def list_videos(
-    root: str, recursive: bool = True, extensions: tuple[str, ...] = DEFAULT_EXTENSIONS, limit: int = 0
+    root: str,
+    recursive: bool = True,
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
+    limit: int = 0,
+    glob: str | None = None,
 ) -> list[str]:
-    """Video files under `root` (a file, folder or fsspec URL), sorted, as URLs/paths to open later."""
+    """Video files under `root` (a file, folder or fsspec URL), sorted, as URLs/paths to open later.
+
+    A file named as `root` is taken whatever its extension (probing decides). A folder is listed with its
+    name taken literally (brackets and stars in folder names are not patterns) and its files filtered by
+    `extensions`; `glob` instead matches that pattern under it (e.g. "**/*.mov"), explicitly."""
     fs, path = fsspec.core.url_to_fs(root)
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     if fs.isfile(path):
         found = [path]
     else:
-        pattern = "**" if recursive else "*"
-        found = [p for p in fs.glob(f"{path.rstrip('/')}/{pattern}") if fs.isfile(p)]
-    exts = tuple(e.lower() for e in extensions)
-    found = sorted(p for p in found if not exts or p.lower().endswith(exts))
+        if glob:
+            found = [p for p in fs.glob(f"{_escape_glob(path.rstrip('/'))}/{glob}") if fs.isfile(p)]
+        else:
+            found = fs.find(path, maxdepth=None if recursive else 1)
+        exts = tuple(e.lower() for e in extensions)
+        if exts and not glob:
+            found = [p for p in found if p.lower().endswith(exts)]
+    found = sorted(found)
     if limit:
         found = found[:limit]
     if protocol in ("file", "local"):
         return found
     return [fs.unstrip_protocol(p) for p in found]
+
+
+def _escape_glob(path: str) -> str:
+    """`path` with glob's special characters matched literally."""
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in path)
 
 
 @contextlib.contextmanager

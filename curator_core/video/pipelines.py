@@ -46,6 +46,7 @@ class SplitOptions:
     motion_score_only: bool = False
     previews: bool = True
     limit_videos: int = 0
+    input_glob: str | None = None  # match this pattern under each input folder (e.g. "**/*.mov")
     embed: bool = False  # add frame extraction + open_clip clip embeddings
     embedding_model: str | None = None  # model id; None: the "embedding" model of models.json
     model_dir: str | None = None
@@ -74,7 +75,7 @@ def split_pipeline(inputs: list[str], output_root: str, options: SplitOptions | 
     else:
         raise ValueError(f"splitting must be 'fixed' or 'shots', got {o.splitting!r}")
     stages = [
-        VideoReader(inputs, limit=o.limit_videos),
+        VideoReader(inputs, limit=o.limit_videos, glob=o.input_glob),
         splitter,
         ClipTranscodingStage(
             encoder=o.encoder,

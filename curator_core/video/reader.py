@@ -9,7 +9,7 @@ from typing import ClassVar
 from curator_core.resources import Resources
 from curator_core.stage import CompositeStage, ProcessingStage
 from curator_core.tasks import EmptyTask, Video, VideoTask
-from curator_core.video.io import DEFAULT_EXTENSIONS, VideoInputError, list_videos, probe
+from curator_core.video.io import DEFAULT_EXTENSIONS, VideoInputError, list_videos, probe, resolve_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ class FileListingStage(ProcessingStage[EmptyTask, VideoTask]):
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
     limit: int = 0
     dataset_name: str = "videos"
+    glob: str | None = None  # match this pattern under each folder instead of listing its videos
     name: str = "file_listing"
     fans_out: ClassVar[bool] = True
     resources: Resources = Resources(cpus=0.25)
@@ -34,12 +35,22 @@ class FileListingStage(ProcessingStage[EmptyTask, VideoTask]):
 
     def process(self, task: EmptyTask) -> list[VideoTask]:
         paths: list[str] = []
+        empty: list[str] = []  # inputs under which nothing was found: each is recorded as a failed input
         for root in self.inputs_:
-            paths.extend(list_videos(root, self.recursive, self.extensions))
+            found = list_videos(root, self.recursive, self.extensions, glob=self.glob)
+            paths.extend(found)
+            if not found:
+                empty.append(root)
         paths = list(dict.fromkeys(paths))
         if self.limit:
             paths = paths[: self.limit]
-        return [VideoTask(dataset_name=self.dataset_name, data=Video(input_path=p)) for p in paths]
+        tasks = [VideoTask(dataset_name=self.dataset_name, data=Video(input_path=p)) for p in paths]
+        for root in empty:
+            video = Video(input_path=root)
+            what = f"no file matches {self.glob!r}" if self.glob else "no video file"
+            video.errors[READ_ERROR] = f"{what} under this folder (extensions: {' '.join(self.extensions)})"
+            tasks.append(VideoTask(dataset_name=self.dataset_name, data=video))
+        return tasks
 
 
 @dataclass
@@ -57,6 +68,8 @@ class VideoReaderStage(ProcessingStage[VideoTask, VideoTask]):
 
     def process(self, task: VideoTask) -> VideoTask:
         video = task.data
+        if READ_ERROR in video.errors:  # the listing found nothing there: already recorded
+            return task
         try:
             video.metadata = probe(video.input_path)
         except VideoInputError as exc:
@@ -77,10 +90,15 @@ class VideoReader(CompositeStage[EmptyTask, VideoTask]):
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
     limit: int = 0
     dataset_name: str = "videos"
+    glob: str | None = None
 
     def decompose(self) -> list[ProcessingStage]:
+        """Runs on the driver when the pipeline is built: the inputs are resolved and checked here."""
         roots = (self.inputs_,) if isinstance(self.inputs_, str) else tuple(self.inputs_)
+        roots = tuple(resolve_inputs(roots))
         return [
-            FileListingStage(roots, self.recursive, self.extensions, self.limit, self.dataset_name),
+            FileListingStage(
+                roots, self.recursive, self.extensions, self.limit, self.dataset_name, self.glob
+            ),
             VideoReaderStage(),
         ]
