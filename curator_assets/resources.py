@@ -10,9 +10,10 @@ import shlex
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, create_model
 
 from curator_core.batches import BatchSettings, StepSummary, run_step
+from curator_core.storage import StorageConfig
 from curator_core.training.options import ShardOptions
 from curator_core.video.pipelines import SplitOptions
 
@@ -21,6 +22,15 @@ STATE_DIR_ENV = "CURATOR_STATE_DIR"
 
 def state_dir() -> str:
     return os.path.abspath(os.environ.get(STATE_DIR_ENV, "state"))
+
+
+# The object-store knobs are StorageConfig's own (declared once in curator_core); dg.EnvVar works for each.
+StorageSettings = create_model(
+    "StorageSettings",
+    __base__=dg.Config,
+    __doc__="How every step, check and sensor reaches the object store (see curator_core.storage).",
+    **{name: (f.annotation, f) for name, f in StorageConfig.model_fields.items()},
+)
 
 
 class CuratorSettings(dg.ConfigurableResource):
@@ -34,6 +44,15 @@ class CuratorSettings(dg.ConfigurableResource):
     shards_root: str = Field(
         default="", description="WebDataset shards go under <shards_root>/<batch>/, the manifest at its top"
     )
+
+    storage: StorageSettings = Field(
+        default_factory=StorageSettings,
+        description="object storage of the landing area, outputs, store and shards (endpoint, region, "
+        "credential variable names)",
+    )
+
+    def storage_config(self) -> StorageConfig:
+        return StorageConfig(**self.storage.model_dump())
 
     def landing_uri(self) -> str:
         return self.landing or os.path.join(state_dir(), "landing")
@@ -49,6 +68,7 @@ class CuratorSettings(dg.ConfigurableResource):
             shards_root=self.shards_root or os.path.join(state_dir(), "shards"),
             options=options,
             shard_options=shard_options or ShardOptions(),
+            storage=self.storage_config().model_dump(exclude_defaults=True),
         )
 
 
@@ -81,6 +101,7 @@ class RayRunner(dg.ConfigurableResource):
                 f"RayRunner.address={self.address!r} is a Ray Client address; Ray Data cannot run over a "
                 "ray:// connection. Give the dashboard address (http://<head>:8265) to submit jobs."
             )
+        settings.apply_storage()  # before Ray starts: its workers inherit it
         if not self.address:
             from curator_core.executors.ray import RayExecutor, dashboard_url, ensure_ray
 
@@ -98,12 +119,14 @@ class RayRunner(dg.ConfigurableResource):
     ) -> StepSummary:
         from dagster_ray import PipesRayJobClient
 
+        from curator_core.executors.ray import worker_runtime_env
+
         client = PipesRayJobClient(address=self.address, timeout=self.job_timeout_s)
         invocation = client.run(
             context=context,
             submit_job_params={
                 "entrypoint": f"{shlex.quote(self.python)} -m curator_assets.remote_step",
-                "runtime_env": self.runtime_env,
+                "runtime_env": worker_runtime_env(self.runtime_env) or {},
             },
             extras={"step": step, "batch_key": batch_key, "settings": settings.to_json()},
         )

@@ -21,7 +21,7 @@ from typing import Any
 
 import fsspec
 
-from curator_core import __version__
+from curator_core import __version__, storage
 from curator_core.executors.base import RunResult
 from curator_core.executors.ray import RayExecutor, ensure_ray
 from curator_core.gallery import Gallery, write_gallery
@@ -88,6 +88,12 @@ class BatchSettings:
     shards_root: str = "state/shards"
     options: SplitOptions = field(default_factory=SplitOptions)
     shard_options: ShardOptions = field(default_factory=ShardOptions)
+    storage: dict[str, Any] = field(default_factory=dict)  # a StorageConfig; empty: the process's own
+
+    def apply_storage(self) -> None:
+        """Make the batch's storage configuration this process's (and its Ray workers')."""
+        if self.storage:
+            storage.configure(storage.StorageConfig(**self.storage))
 
     def batch_uri(self, batch_key: str) -> str:
         return posixpath.join(self.landing.rstrip("/"), batch_key)
@@ -146,6 +152,7 @@ def run_step(
     if step not in STEPS:
         raise ValueError(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
     check_batch_key(batch_key)
+    settings.apply_storage()
     executor = executor or RayExecutor()
     report = report or logger.info
     return _STEP_FUNCTIONS[step](batch_key, settings, _Run(executor, report))
@@ -167,7 +174,7 @@ class _Run:
             self.report(f"{pipeline.name}: nothing to do (the batch has no kept clips)")
             return RunResult([], [], {}, 0.0), 0.0
         if isinstance(self.executor, RayExecutor):
-            ensure_ray(self.executor.num_cpus, self.executor.address)
+            ensure_ray(self.executor.num_cpus, self.executor.address, runtime_env=self.executor.runtime_env)
         progress = progress or Progress(pipeline.name, self.report)
         self.executor.on_output = progress.update
         t0 = time.perf_counter()

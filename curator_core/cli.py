@@ -120,6 +120,18 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-previews", action="store_true")
     parser.add_argument("--mode", choices=["streaming", "batch"], default="streaming")
     parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="a running cluster (head:port); default: $RAY_ADDRESS or local Ray",
+    )
+    parser.add_argument(
+        "--runtime-env",
+        default=None,
+        metavar="FILE",
+        help="Ray runtime environment of the workers, as JSON (env_vars, working_dir, py_modules, pip); "
+        "the storage configuration and its credentials are added to its env_vars",
+    )
+    parser.add_argument(
         "--embed", action="store_true", help="add open_clip clip embeddings (see `curator models`)"
     )
     parser.add_argument("--embedding-model", default=None, help="model id (default: models.json's embedding)")
@@ -195,7 +207,14 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if not args.json:
         print(pipeline.describe(), file=sys.stderr)
-    result = pipeline.execute(RayExecutor(execution_mode=args.mode, show_progress=not args.json))
+    runtime_env = json.loads(Path(args.runtime_env).read_text()) if args.runtime_env else None
+    executor = RayExecutor(
+        execution_mode=args.mode,
+        show_progress=not args.json,
+        address=args.ray_address,
+        runtime_env=runtime_env,
+    )
+    result = pipeline.execute(executor)
     summary = run_summary(result)
     if args.store:
         from curator_core import __version__
@@ -328,9 +347,11 @@ def _export_training(args: argparse.Namespace) -> int:
     return 1 if export.failures else 0
 
 
-def add_model_arguments(parser, model) -> None:
-    """One flag per field of a pydantic options model, with its default and description (declared once)."""
-    for name, field in model.model_fields.items():
+def add_model_arguments(parser, model, prefix: str = "") -> None:
+    """One flag per field of a pydantic options model, with its default and description (declared once).
+    `prefix` goes before each flag and its destination (`storage_` -> `--storage-region`)."""
+    for field_name, field in model.model_fields.items():
+        name = prefix + field_name
         flag = "--" + name.replace("_", "-")
         annotation = field.annotation
         kinds = set(getattr(annotation, "__args__", ())) - {type(None)} or {annotation}
@@ -343,10 +364,35 @@ def add_model_arguments(parser, model) -> None:
             parser.add_argument(flag, dest=name, type=next(iter(kinds)), default=None, help=help_text)
 
 
-def model_from_args(args: argparse.Namespace, model):
-    """The options model from the flags that were given (the model's defaults for the rest)."""
-    given = {name: getattr(args, name) for name in model.model_fields if getattr(args, name) is not None}
-    return model(**given)
+def model_from_args(args: argparse.Namespace, model, prefix: str = "", base: dict | None = None):
+    """The options model from the flags that were given (`base`, then the model's defaults, for the rest)."""
+    given = {
+        name: getattr(args, prefix + name)
+        for name in model.model_fields
+        if getattr(args, prefix + name, None) is not None
+    }
+    return model(**{**(base or {}), **given})
+
+
+def _add_storage_arguments(parser: argparse.ArgumentParser) -> None:
+    from curator_core.storage import StorageConfig
+
+    group = parser.add_argument_group(
+        "object storage (every input, output and store of the command; credentials stay in the "
+        "variables the *_env flags name)"
+    )
+    group.add_argument("--storage", default=None, metavar="FILE", help="a StorageConfig as a JSON file")
+    add_model_arguments(group, StorageConfig, prefix="storage_")
+
+
+def _configure_storage(args: argparse.Namespace) -> None:
+    """Apply the command's storage configuration (file, then flags) to this process and its workers."""
+    from curator_core import storage
+
+    base = storage.StorageConfig.load(args.storage).model_dump() if args.storage else None
+    config = model_from_args(args, storage.StorageConfig, prefix="storage_", base=base)
+    if base is not None or config != storage.StorageConfig():
+        storage.configure(config)
 
 
 @command("models", "provide model weights in the model directory (CURATOR_MODEL_DIR, default ./models)")
@@ -500,7 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_arguments, _) in COMMANDS.items():
-        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(command_parser)
+        _add_storage_arguments(command_parser)
     return parser
 
 
@@ -545,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("ray").setLevel(level)
+    _configure_storage(args)
     run = COMMANDS[args.command][2]
     if args.command in JSON_COMMANDS or getattr(args, "json", False):
         with _stdout_for_the_document_only():

@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from curator_core import storage
 from curator_core.executors import ray_scheduling
 from curator_core.executors.base import Executor, RunResult, StageRunner, collect
 from curator_core.resources import Resources
 from curator_core.stage import NodeInfo, ProcessingStage, WorkerMetadata, fans_out_hint
+from curator_core.storage import STORAGE_ENV
 from curator_core.tasks import Task
 
 logger = logging.getLogger(__name__)
@@ -49,14 +51,30 @@ def project_ray_tmpdir() -> str:
 BLOCKS_PER_CPU = 4
 
 
-def ensure_ray(num_cpus: int | None = None, address: str | None = None, dashboard: bool = False) -> float:
+def worker_runtime_env(runtime_env: dict | None = None) -> dict | None:
+    """The runtime environment of the workers: `runtime_env` (a cluster's working_dir, py_modules, pip,
+    env_vars) plus, when this process has a storage configuration, that configuration and the values of
+    its credential variables, so that a worker on any node reaches the same object store."""
+    env = dict(runtime_env or {})
+    if STORAGE_ENV in os.environ:
+        env["env_vars"] = {**storage.current().worker_env(), **env.get("env_vars", {})}
+    return env or None
+
+
+def ensure_ray(
+    num_cpus: int | None = None,
+    address: str | None = None,
+    dashboard: bool = False,
+    runtime_env: dict | None = None,
+) -> float:
     """Connect to RAY_ADDRESS / `address`, reuse a running driver connection, or start a private local
-    cluster (with its dashboard on 127.0.0.1 when `dashboard`; `dashboard_url()` tells where). Returns the
-    seconds spent starting up."""
+    cluster (with its dashboard on 127.0.0.1 when `dashboard`; `dashboard_url()` tells where). The workers
+    get `worker_runtime_env(runtime_env)`. Returns the seconds spent starting up."""
     import ray
 
     if ray.is_initialized():
         return 0.0
+    runtime_env = worker_runtime_env(runtime_env)
     address = address or os.environ.get("RAY_ADDRESS")
     t0 = time.perf_counter()
     if address:
@@ -66,7 +84,7 @@ def ensure_ray(num_cpus: int | None = None, address: str | None = None, dashboar
                 "connection. Submit the pipeline as a Ray job instead (the Dagster project does this through "
                 "dagster-ray's PipesRayJobClient), or run the driver on the cluster."
             )
-        context = ray.init(address=address, log_to_driver=True)
+        context = ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
     else:
         # A new local cluster turns token auth on and logs a warning that it did: for the private cluster
         # that is what we want (RAY_AUTH_MODE=disabled still opts out), so that one record is dropped. It
@@ -79,6 +97,7 @@ def ensure_ray(num_cpus: int | None = None, address: str | None = None, dashboar
                 address="local",
                 num_cpus=num_cpus,
                 include_dashboard=dashboard,
+                runtime_env=runtime_env,
                 dashboard_host="127.0.0.1",
                 dashboard_port=_free_port() if dashboard else None,
                 _temp_dir=project_ray_tmpdir(),
@@ -430,6 +449,7 @@ class RayExecutor(Executor):
         show_progress: bool = False,
         address: str | None = None,
         scheduling_poll_s: float | str | None = "auto",
+        runtime_env: dict | None = None,
     ):
         if execution_mode not in ("streaming", "batch"):
             raise ValueError(f"execution_mode must be 'streaming' or 'batch', got {execution_mode!r}")
@@ -448,13 +468,14 @@ class RayExecutor(Executor):
         self.show_progress = show_progress
         self.address = address
         self.scheduling_poll_s = scheduling_poll_s
+        self.runtime_env = runtime_env
         self.startup_time_s = 0.0
 
     def execute(self, stages: list[ProcessingStage], initial_tasks: list[Task]) -> RunResult:
         import ray
         import ray.data
 
-        self.startup_time_s = ensure_ray(self.num_cpus, self.address)
+        self.startup_time_s = ensure_ray(self.num_cpus, self.address, runtime_env=self.runtime_env)
         t0 = time.perf_counter()
         cluster = ray.cluster_resources()
         needs_gpu_memory = any(s.resources.gpu_memory_gb for s in stages)
@@ -589,4 +610,11 @@ class RayExecutor(Executor):
             "num_cpus": plan.num_cpus,
             "num_gpus": plan.num_gpus or None,
             "resources": plan.resources or None,
+            # The storage configuration of the moment, also when it was set after Ray started (a Dagster
+            # run's second batch, a notebook): Ray merges these env_vars into the job's runtime env.
+            **(
+                {"runtime_env": {"env_vars": storage.current().worker_env()}}
+                if STORAGE_ENV in os.environ
+                else {}
+            ),
         }

@@ -22,6 +22,7 @@ import lancedb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curator_core import storage
 from curator_core.store import schemas
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,9 @@ class ClipStore:
         self.uri = uri
         self.index_threshold = index_threshold
         self.max_commit_retries = max_commit_retries
-        self.db = lancedb.connect(uri)
+        # An object-store URI reaches the store the rest of the run uses (curator_core.storage).
+        options = storage.current().lancedb_options() if "://" in uri else None
+        self.db = lancedb.connect(uri, storage_options=options)
 
     # --- tables ---------------------------------------------------------------------------------------
     def table_names(self) -> list[str]:

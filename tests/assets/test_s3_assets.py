@@ -1,0 +1,42 @@
+"""The batch's assets with the landing area, clip media, store and shards all on S3 (moto's server on
+127.0.0.1), reached through the one storage configuration of CuratorSettings, on the session's Ray, which
+was started before that configuration existed (its workers get it with each task)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from curator_assets.assets import clips, raw_videos
+from curator_assets.resources import CuratorSettings, RayRunner
+from curator_core import storage
+from curator_core.storage import StorageConfig
+from tests.assets.conftest import asset_metadata, materialize_batch
+
+
+def test_raw_videos_and_clips_of_a_batch_on_s3(s3_server, ray_cluster, model_dir, three_shots, monkeypatch):
+    import s3fs
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["secret"])
+    fs = s3fs.S3FileSystem(**s3_server)
+    fs.put(str(three_shots), "curator/landing/s3batch/three_shots.mp4")
+    curator = CuratorSettings(
+        landing="s3://curator/landing",
+        output_root="s3://curator/outputs",
+        store_uri="s3://curator/store",
+        shards_root="s3://curator/shards",
+        model_dir=model_dir,
+        storage={"endpoint_url": s3_server["endpoint_url"], "region": "us-east-1"},
+    )
+    try:
+        with dg.instance_for_test() as instance:
+            result = materialize_batch(
+                [raw_videos, clips], "s3batch", {"curator": curator, "ray_runner": RayRunner()}, instance
+            )
+            assert result.success
+            assert all(e.passed for e in result.get_asset_check_evaluations())  # checks read S3 too
+            assert asset_metadata(result, "clips")["dagster/row_count"].value == 3
+        assert len(fs.ls("curator/outputs/s3batch/clips")) == 3
+        assert fs.exists("curator/outputs/s3batch/gallery.html")
+    finally:
+        storage.configure(StorageConfig())

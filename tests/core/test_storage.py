@@ -1,0 +1,147 @@
+"""One storage configuration for every part of a run, carried to the workers by the runtime environment.
+
+The end-to-end case is real: moto's S3 server on 127.0.0.1, a Ray cluster of a head node (no CPUs, so no
+task runs there) and a worker node, each with its own temp dir and ports, both started WITHOUT any S3
+setting or credential; `curator run` on S3 inputs, outputs and store, where the driver alone has them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from curator_core import storage
+from curator_core.executors.ray import worker_runtime_env
+from curator_core.storage import StorageConfig
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+S3_VARIABLES = ("AWS_", "FSSPEC_", "CURATOR_STORAGE", "RAY_ADDRESS", "CURATOR_RAY_TMPDIR")
+
+
+def test_one_config_gives_fsspec_lancedb_and_worker_settings(monkeypatch):
+    monkeypatch.setenv("MY_KEY", "key-value-9f2")
+    monkeypatch.setenv("MY_SECRET", "secret-value-7c1")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    config = StorageConfig(
+        endpoint_url="http://127.0.0.1:9", region="eu-west-1", key_env="MY_KEY", secret_env="MY_SECRET"
+    )
+    assert config.fsspec_options() == {
+        "endpoint_url": "http://127.0.0.1:9",
+        "client_kwargs": {"region_name": "eu-west-1"},
+    }
+    assert config.lancedb_options() == {
+        "aws_endpoint": "http://127.0.0.1:9",
+        "aws_region": "eu-west-1",
+        "allow_http": "true",  # an http:// endpoint (the BadScheme of a missing AWS_ALLOW_HTTP)
+        "aws_access_key_id": "key-value-9f2",
+        "aws_secret_access_key": "secret-value-7c1",
+    }
+    assert "value" not in config.model_dump_json()  # the config names the variables, never holds secrets
+    for name in (storage.STORAGE_ENV, storage.FSSPEC_S3_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert worker_runtime_env({"pip": ["x"]}) == {"pip": ["x"]}  # nothing configured: nothing added
+    storage.configure(config)
+    try:
+        env = worker_runtime_env({"env_vars": {"OTHER": "1"}})["env_vars"]
+        assert env["MY_KEY"] == "key-value-9f2" and env["OTHER"] == "1"
+        assert StorageConfig.model_validate_json(env[storage.STORAGE_ENV]) == config
+        assert json.loads(env[storage.FSSPEC_S3_ENV])["endpoint_url"] == "http://127.0.0.1:9"
+        assert storage.current() == config
+    finally:
+        storage.configure(StorageConfig())
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _node_flags() -> list[str]:
+    names = ("node-manager-port", "object-manager-port", "metrics-export-port", "runtime-env-agent-port",
+             "dashboard-agent-listen-port", "dashboard-agent-grpc-port")  # fmt: skip
+    ports = _free_ports(len(names) + 1)
+    low = 20000 + (ports[-1] % 20) * 1000  # a worker-port range of its own per node
+    return [*(f"--{n}={p}" for n, p in zip(names, ports, strict=False)),
+            f"--min-worker-port={low}", f"--max-worker-port={low + 999}"]  # fmt: skip
+
+
+def _clean_env() -> dict[str, str]:
+    """This environment without any S3 setting or credential: what the cluster's nodes start with."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(S3_VARIABLES)}
+    return {**env, "RAY_AUTH_MODE": "disabled"}
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path_factory):
+    ray = str(Path(sys.executable).parent / "ray")
+    head_port, client_port = _free_ports(2)
+    started = []
+    try:
+        for role, cpus in (("head", 0), ("worker", 2)):
+            temp = tmp_path_factory.mktemp(f"ray_{role}")
+            where = [f"--port={head_port}", "--head", "--include-dashboard=false",
+                     f"--ray-client-server-port={client_port}"] if role == "head" else [
+                     f"--address=127.0.0.1:{head_port}"]  # fmt: skip
+            done = subprocess.run(
+                [ray, "start", *where, f"--num-cpus={cpus}", f"--temp-dir={temp}", "--node-ip-address=127.0.0.1",
+                 "--disable-usage-stats", *_node_flags()],
+                env=_clean_env(), capture_output=True, text=True, timeout=180,
+            )  # fmt: skip
+            started.append(temp)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        yield f"127.0.0.1:{head_port}"
+    finally:
+        for temp in reversed(started):  # each node's processes, found by their temp dir
+            subprocess.run(["pkill", "-TERM", "-f", str(temp)], check=False)
+        time.sleep(2)
+        for temp in started:
+            subprocess.run(["pkill", "-KILL", "-f", str(temp)], check=False)
+
+
+def test_s3_run_on_a_two_node_cluster_whose_workers_get_credentials_only_from_the_runtime_env(
+    s3_server, two_node_cluster, three_shots, tmp_path
+):
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**s3_server)
+    fs.put(str(three_shots), "curator/in/sub [1]/three_shots.mp4")
+    config = tmp_path / "storage.json"
+    config.write_text(json.dumps({"endpoint_url": s3_server["endpoint_url"], "region": "us-east-1"}))
+    driver_env = {**_clean_env(), **CREDENTIALS}  # the driver alone has the credentials
+    done = subprocess.run(
+        [sys.executable, "-m", "curator_core.cli", "run", "s3://curator/in/", "--out", "s3://curator/out",
+         "--store", "s3://curator/store", "--min-clip-len", "1", "--storage", str(config),
+         "--ray-address", two_node_cluster, "--json"],
+        env=driver_env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    summary = json.loads(done.stdout)
+    assert summary["failed"] == [] and len(summary["clips_written"]) == 3
+    written = fs.ls("curator/out/clips")
+    assert len(written) == 3 and all(fs.size(p) > 0 for p in written)
+    assert summary["store"]["rows"]["clips"] == 3
+    # The clip store on S3, read back through the same configuration.
+    storage.configure(StorageConfig.load(config))
+    try:
+        os.environ.update(CREDENTIALS)
+        from curator_core.store import ClipStore
+
+        assert ClipStore("s3://curator/store").count("clips", "kept") == 3
+    finally:
+        for name in CREDENTIALS:
+            os.environ.pop(name, None)
+        storage.configure(StorageConfig())
+    shutil.rmtree(tmp_path, ignore_errors=True)
