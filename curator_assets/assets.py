@@ -19,7 +19,7 @@ from curator_core.store import ClipStore, schemas
 from curator_core.store.store import embeddings_table_name
 from curator_core.training.manifest import write_manifest
 from curator_core.training.options import ShardOptions
-from curator_core.video.pipelines import SplitOptions
+from curator_core.video.options import CurationOptions
 
 GROUP = "video_curation"
 KINDS = {"ray", "lancedb"}
@@ -36,7 +36,7 @@ def _run(
     step: str,
     curator: CuratorSettings,
     ray_runner: RayRunner,
-    options: SplitOptions,
+    options: CurationOptions,
     shard_options: ShardOptions | None = None,
 ):
     settings = curator.batch_settings(options, shard_options)
@@ -63,7 +63,7 @@ def _run(
 def raw_videos(
     context: dg.AssetExecutionContext, curator: CuratorSettings, ray_runner: RayRunner
 ) -> dg.MaterializeResult:
-    summary, seconds, store = _run(context, "raw_videos", curator, ray_runner, SplitOptions())
+    summary, seconds, store = _run(context, "raw_videos", curator, ray_runner, CurationOptions())
     return dg.MaterializeResult(
         metadata=step_metadata(summary, "videos", schemas.VIDEOS, seconds),
         check_results=checks.raw_video_checks(store, context.partition_key),
@@ -168,7 +168,7 @@ def training_shards(
     ray_runner: RayRunner,
 ) -> dg.MaterializeResult:
     summary, seconds, store = _run(
-        context, "training_shards", curator, ray_runner, SplitOptions(), config.options()
+        context, "training_shards", curator, ray_runner, CurationOptions(), config.options()
     )
     return dg.MaterializeResult(
         metadata=shard_metadata(summary, seconds),
@@ -193,7 +193,7 @@ MANIFEST_AUTOMATION = dg.AutomationCondition.eager().without(~dg.AutomationCondi
     "dataset card (DATASET_CARD.md) at the top of the shards root, built from table `training_shards`.",
 )
 def dataset_manifest(context: dg.AssetExecutionContext, curator: CuratorSettings) -> dg.MaterializeResult:
-    settings = curator.batch_settings(SplitOptions())
+    settings = curator.batch_settings(CurationOptions())
     manifest = write_manifest(settings.store_uri, settings.shards_root)
     context.log.info(f"manifest: {manifest.totals}")
     return dg.MaterializeResult(metadata=manifest_metadata(manifest))

@@ -22,7 +22,7 @@ from curator_core.models.aesthetic import write_demo_aesthetic
 from curator_core.models.open_clip_model import DEMO_EMBED_DIM, write_demo_model
 from curator_core.models.transformers_models import write_demo_vlm
 from curator_core.store import ClipStore
-from curator_core.video.pipelines import SplitOptions
+from curator_core.video.options import CurationOptions
 from curator_core.video.samples import make_sample_batch
 
 DEMO_BATCH = "demo-batch-0001"
@@ -70,7 +70,7 @@ def run_demo(batch: str = DEMO_BATCH) -> dict:
         [dataset_manifest], instance=instance, resources={"curator": curator}, raise_on_error=False
     )
     wall_s = time.perf_counter() - t0
-    settings = curator.batch_settings(SplitOptions())
+    settings = curator.batch_settings(CurationOptions())
     index = Path(settings.shards_root) / batch / "index.json"
     store = ClipStore(settings.store_uri)
     where = f"batch_key = '{batch}'"

@@ -7,6 +7,8 @@ environment in Dagster's usual way (e.g. `dg.EnvVar("CURATOR_STORE_URI")`) or fr
 import dataclasses
 import os
 import shlex
+import threading
+import uuid
 from typing import Any
 
 import dagster as dg
@@ -15,7 +17,7 @@ from pydantic import Field, create_model
 from curator_core.batches import BatchSettings, StepSummary, run_step
 from curator_core.storage import StorageConfig
 from curator_core.training.options import ShardOptions
-from curator_core.video.pipelines import SplitOptions
+from curator_core.video.options import CurationOptions
 
 STATE_DIR_ENV = "CURATOR_STATE_DIR"
 
@@ -58,9 +60,9 @@ class CuratorSettings(dg.ConfigurableResource):
         return self.landing or os.path.join(state_dir(), "landing")
 
     def batch_settings(
-        self, options: SplitOptions, shard_options: ShardOptions | None = None
+        self, options: CurationOptions, shard_options: ShardOptions | None = None
     ) -> BatchSettings:
-        options = dataclasses.replace(options, model_dir=self.model_dir or options.model_dir)
+        options = options.model_copy(update={"model_dir": self.model_dir or options.model_dir})
         return BatchSettings(
             landing=self.landing_uri(),
             output_root=self.output_root or os.path.join(state_dir(), "outputs"),
@@ -87,7 +89,9 @@ class RayRunner(dg.ConfigurableResource):
         default_factory=dict, description="Ray job runtime_env (the cluster needs curator installed)"
     )
     python: str = Field(default="python", description="the cluster's Python that runs the job entrypoint")
-    job_timeout_s: float = Field(default=6 * 3600, description="give up on a Ray job after this long")
+    job_timeout_s: float = Field(
+        default=6 * 3600, description="stop a submitted Ray job after this long, seconds (the run fails)"
+    )
     dashboard: bool = Field(
         default=True,
         description="local Ray: serve its dashboard on 127.0.0.1 (a free port, linked from runs)",
@@ -118,22 +122,67 @@ class RayRunner(dg.ConfigurableResource):
         self, context: dg.AssetExecutionContext, step: str, batch_key: str, settings: BatchSettings
     ) -> StepSummary:
         from dagster_ray import PipesRayJobClient
+        from ray.job_submission import JobSubmissionClient
 
         from curator_core.executors.ray import worker_runtime_env
 
-        client = PipesRayJobClient(address=self.address, timeout=self.job_timeout_s)
-        invocation = client.run(
-            context=context,
-            submit_job_params={
-                "entrypoint": f"{shlex.quote(self.python)} -m curator_assets.remote_step",
-                "runtime_env": worker_runtime_env(self.runtime_env) or {},
-            },
-            extras={"step": step, "batch_key": batch_key, "settings": settings.to_json()},
-        )
+        client = PipesRayJobClient(address=self.address)
+        jobs = JobSubmissionClient(self.address)
+        submission_id = f"pipes-{step}-{batch_key}-{uuid.uuid4().hex[:12]}"
+        timed_out = threading.Event()
+
+        def stop() -> None:  # dagster-ray's client has no timeout of its own: the job is stopped here
+            timed_out.set()
+            jobs.stop_job(submission_id)
+
+        timer = threading.Timer(self.job_timeout_s, stop)
+        timer.daemon = True
+        timer.start()
+        try:
+            invocation = client.run(
+                context=context,
+                submit_job_params={
+                    "entrypoint": f"{shlex.quote(self.python)} -m curator_assets.remote_step",
+                    "runtime_env": worker_runtime_env(self.runtime_env) or {},
+                    "submission_id": submission_id,
+                },
+                extras={"step": step, "batch_key": batch_key, "settings": settings.to_json()},
+            )
+        except RuntimeError as exc:
+            if timed_out.is_set():
+                raise dg.Failure(
+                    f"the Ray job {submission_id} ({step} of batch {batch_key}) ran past "
+                    f"RayRunner.job_timeout_s={self.job_timeout_s:g} s and was stopped"
+                ) from exc
+            raise dg.Failure(
+                f"the Ray job {submission_id} ({step} of batch {batch_key}) failed: "
+                f"{first_error(jobs.get_job_logs(submission_id))}",
+                metadata={"job_log_tail": dg.MetadataValue.md(_tail(jobs.get_job_logs(submission_id)))},
+            ) from exc
+        finally:
+            timer.cancel()
         summaries = [m for m in invocation.get_custom_messages() if isinstance(m, dict) and "step" in m]
         if not summaries:
             raise dg.Failure(f"the Ray job for {step} of {batch_key} reported no summary")
-        job_id = invocation.metadata.get("Ray Job ID")
-        job = job_id.value if job_id else None
-        dashboard = f"{self.address.rstrip('/')}/#/jobs/{job}" if job else self.address
+        job = submission_id
+        dashboard = f"{self.address.rstrip('/')}/#/jobs/{job}"
         return StepSummary(**{**summaries[-1], "ray_job_id": job, "ray_dashboard": dashboard})
+
+
+def first_error(log: str) -> str:
+    """The first real error of a job's log: the exception line that ends its first traceback (the cause;
+    later ones are often consequences), else the first line that names an error, else the log's end."""
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            for later in lines[i + 1 :]:
+                if later and not later.startswith((" ", "\t", "Traceback")):
+                    return later.strip()
+    for line in lines:
+        if "Error" in line or "error:" in line:
+            return line.strip()
+    return lines[-1].strip() if lines else "(the job wrote no log)"
+
+
+def _tail(log: str, lines: int = 40) -> str:
+    return "```\n" + "\n".join(log.splitlines()[-lines:]) + "\n```"

@@ -45,7 +45,7 @@ from curator_core.training.options import ShardOptions
 from curator_core.training.shards import export_shards
 from curator_core.training.stats import merge_stats
 from curator_core.video.model_stage import ClipModelStage
-from curator_core.video.pipelines import SplitOptions, caption_stages, embedding_stages, split_pipeline
+from curator_core.video.pipelines import CurationOptions, caption_stages, embedding_stages, split_pipeline
 from curator_core.video.preview import thumbnail_jpeg
 from curator_core.video.reader import READ_ERROR, VideoReader
 from curator_core.video.stored_clips import StoredClipReader
@@ -86,7 +86,7 @@ class BatchSettings:
     output_root: str = "state/outputs"
     store_uri: str = "state/store"
     shards_root: str = "state/shards"
-    options: SplitOptions = field(default_factory=SplitOptions)
+    options: CurationOptions = field(default_factory=CurationOptions)
     shard_options: ShardOptions = field(default_factory=ShardOptions)
     storage: dict[str, Any] = field(default_factory=dict)  # a StorageConfig; empty: the process's own
 
@@ -99,7 +99,13 @@ class BatchSettings:
         return posixpath.join(self.landing.rstrip("/"), batch_key)
 
     def to_json(self) -> str:
-        return json.dumps({**dataclasses.asdict(self), "shard_options": self.shard_options.model_dump()})
+        return json.dumps(
+            {
+                **dataclasses.asdict(self),
+                "options": self.options.model_dump(),
+                "shard_options": self.shard_options.model_dump(),
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> BatchSettings:
@@ -107,7 +113,7 @@ class BatchSettings:
         return cls(
             **{
                 **data,
-                "options": SplitOptions(**data["options"]),
+                "options": CurationOptions(**data["options"]),
                 "shard_options": ShardOptions(**data.get("shard_options", {})),
             }
         )
@@ -255,7 +261,7 @@ def _raw_videos(batch_key: str, settings: BatchSettings, run: _Run) -> StepSumma
 
 
 def _clips(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
-    options = dataclasses.replace(settings.options, embed=False, caption=False)
+    options = settings.options.model_copy(update={"embed": False, "caption": False})
     output_root = posixpath.join(settings.output_root.rstrip("/"), batch_key)
     pipeline = split_pipeline([settings.batch_uri(batch_key)], output_root, options)
     pipeline.name = "clips"
@@ -340,7 +346,7 @@ def _model_notes(models: dict[str, str], directory: str) -> list[str]:
 
 def _clip_embeddings(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     o = settings.options
-    directory = str(registry.model_dir(o.model_dir))
+    directory = registry.location(o.model_dir)
     stages = [StoredClipReader(settings.store_uri, batch_key), *embedding_stages(o)]
     models = _models(stages)
     model_id = models["embedding"]
@@ -380,7 +386,7 @@ def _clip_embeddings(batch_key: str, settings: BatchSettings, run: _Run) -> Step
 
 def _clip_captions(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     o = settings.options
-    directory = str(registry.model_dir(o.model_dir))
+    directory = registry.location(o.model_dir)
     stages = [StoredClipReader(settings.store_uri, batch_key), *caption_stages(o)]
     models = _models(stages)
     store = ClipStore(settings.store_uri)

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -90,34 +91,16 @@ def _demo(args: argparse.Namespace) -> int:
 def _run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or fsspec URLs")
     parser.add_argument("--out", required=True, help="output root (folder or fsspec URL)")
-    parser.add_argument("--splitting", choices=["fixed", "shots"], default="shots")
-    parser.add_argument("--clip-len", type=float, default=10.0, help="fixed splitting: clip length, seconds")
-    parser.add_argument("--clip-stride", type=float, default=None, help="fixed splitting: stride, seconds")
-    parser.add_argument("--min-clip-len", type=float, default=2.0, help="shortest clip kept, seconds")
-    parser.add_argument("--max-clip-len", type=float, default=60.0, help="shots: longest clip, seconds")
+    from curator_core.video.options import SECTIONS, CurationOptions
+
+    for section in SECTIONS:
+        add_model_arguments(parser.add_argument_group(section.__doc__.rstrip(".")), section)
     parser.add_argument(
-        "--limit-clips", type=int, default=0, help="fixed splitting: clips per video (0: all)"
-    )
-    parser.add_argument("--limit-videos", type=int, default=0)
-    parser.add_argument(
-        "--glob",
+        "--model-dir",
+        dest="model_dir",
         default=None,
-        help="match this pattern under each folder INPUT (e.g. '**/*.mov'); "
-        "otherwise folders are listed as named, for video extensions",
+        help=CurationOptions.model_fields["model_dir"].description,
     )
-    parser.add_argument(
-        "--encoder", default="libx264", help="libx264, mpeg4, libvpx-vp9, libsvtav1, h264_nvenc..."
-    )
-    parser.add_argument("--crf", type=int, default=23)
-    parser.add_argument("--preset", default="veryfast")
-    parser.add_argument("--height", type=int, default=None, help="output height in pixels")
-    parser.add_argument("--fps", type=float, default=None, help="output frame rate")
-    parser.add_argument("--audio", action="store_true", help="keep the audio of each clip (AAC)")
-    parser.add_argument(
-        "--motion-threshold", type=float, default=0.0001, help="fraction of diagonal per frame"
-    )
-    parser.add_argument("--motion-score-only", action="store_true", help="score motion, filter nothing")
-    parser.add_argument("--no-previews", action="store_true")
     parser.add_argument("--mode", choices=["streaming", "batch"], default="streaming")
     parser.add_argument(
         "--ray-address",
@@ -130,27 +113,6 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="Ray runtime environment of the workers, as JSON (env_vars, working_dir, py_modules, pip); "
         "the storage configuration and its credentials are added to its env_vars",
-    )
-    parser.add_argument(
-        "--embed", action="store_true", help="add open_clip clip embeddings (see `curator models`)"
-    )
-    parser.add_argument("--embedding-model", default=None, help="model id (default: models.json's embedding)")
-    parser.add_argument(
-        "--model-dir", default=None, help="model directory (default: $CURATOR_MODEL_DIR or ./models)"
-    )
-    parser.add_argument(
-        "--aesthetic", choices=["off", "score", "filter"], default="off", help="needs --embed"
-    )
-    parser.add_argument("--aesthetic-threshold", type=float, default=3.5, help="LAION scale, about 1-10")
-    parser.add_argument(
-        "--caption", action="store_true", help="caption clips with a VLM (see `curator models`)"
-    )
-    parser.add_argument("--caption-model", default=None, help="model id (default: models.json's captioning)")
-    parser.add_argument("--caption-prompt", default=None, help="a custom captioning prompt")
-    parser.add_argument("--caption-window", type=int, default=64, help="frames per caption window (2 fps)")
-    parser.add_argument("--caption-max-tokens", type=int, default=256)
-    parser.add_argument(
-        "--enhance-captions", action="store_true", help="rewrite captions with the caption_enhancement LM"
     )
     parser.add_argument("--store", default=None, help="also record the run in this clip store (LanceDB URI)")
     parser.add_argument("--batch", default="cli", help="batch key of the rows written to --store")
@@ -166,39 +128,11 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from curator_core.executors.ray import RayExecutor
     from curator_core.video.io import VideoInputError
-    from curator_core.video.pipelines import SplitOptions, split_pipeline
+    from curator_core.video.options import CurationOptions
+    from curator_core.video.pipelines import split_pipeline
     from curator_core.video.report import run_summary
 
-    options = SplitOptions(
-        splitting=args.splitting,
-        clip_len_s=args.clip_len,
-        clip_stride_s=args.clip_stride,
-        min_clip_len_s=args.min_clip_len,
-        max_clip_len_s=args.max_clip_len,
-        limit_clips=args.limit_clips,
-        encoder=args.encoder,
-        crf=args.crf,
-        preset=args.preset,
-        target_height=args.height,
-        target_fps=args.fps,
-        include_audio=args.audio,
-        motion_threshold=args.motion_threshold,
-        motion_score_only=args.motion_score_only,
-        previews=not args.no_previews,
-        limit_videos=args.limit_videos,
-        input_glob=args.glob,
-        embed=args.embed,
-        embedding_model=args.embedding_model,
-        model_dir=args.model_dir,
-        aesthetic=args.aesthetic,
-        aesthetic_threshold=args.aesthetic_threshold,
-        caption=args.caption,
-        caption_model=args.caption_model,
-        caption_prompt=args.caption_prompt,
-        caption_window_frames=args.caption_window,
-        caption_max_new_tokens=args.caption_max_tokens,
-        enhance_captions=args.enhance_captions,
-    )
+    options = model_from_args(args, CurationOptions)  # the flags given; the core's defaults for the rest
     pipeline = split_pipeline(args.inputs, _absolute(args.out), options)
     try:
         pipeline.build()  # resolves and checks the inputs here, before Ray starts
@@ -352,14 +286,17 @@ def add_model_arguments(parser, model, prefix: str = "") -> None:
     `prefix` goes before each flag and its destination (`storage_` -> `--storage-region`)."""
     for field_name, field in model.model_fields.items():
         name = prefix + field_name
-        flag = "--" + name.replace("_", "-")
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        flag = extra.get("flag") or "--" + name.replace("_", "-")
         annotation = field.annotation
-        kinds = set(getattr(annotation, "__args__", ())) - {type(None)} or {annotation}
+        kinds = set(typing.get_args(annotation)) - {type(None)} or {annotation}
         help_text = f"{field.description} (default: {field.default})"
         if kinds == {bool}:
             parser.add_argument(
                 flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
+        elif typing.get_origin(annotation) is typing.Literal:
+            parser.add_argument(flag, dest=name, choices=sorted(kinds), default=None, help=help_text)
         else:
             parser.add_argument(flag, dest=name, type=next(iter(kinds)), default=None, help=help_text)
 

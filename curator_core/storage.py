@@ -106,10 +106,14 @@ def configure(config: StorageConfig) -> StorageConfig:
     `worker_env()` in the runtime environment, as `executors.ray.worker_runtime_env` does)."""
     import fsspec.config
 
-    os.environ[STORAGE_ENV] = config.model_dump_json()
-    os.environ[FSSPEC_S3_ENV] = json.dumps(config.fsspec_options())
     s3 = fsspec.config.conf.setdefault("s3", {})
     for key in ("endpoint_url", "client_kwargs", "anon"):
         s3.pop(key, None)
+    if config == StorageConfig():  # the defaults: nothing to set, or to pass on
+        os.environ.pop(STORAGE_ENV, None)
+        os.environ.pop(FSSPEC_S3_ENV, None)
+        return config
+    os.environ[STORAGE_ENV] = config.model_dump_json()
+    os.environ[FSSPEC_S3_ENV] = json.dumps(config.fsspec_options())
     s3.update(config.fsspec_options())
     return config

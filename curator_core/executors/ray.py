@@ -37,6 +37,7 @@ from curator_core.tasks import Task
 logger = logging.getLogger(__name__)
 
 GPU_MEMORY_ENV = "CURATOR_GPU_MEMORY_GB"
+JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray in a submitted job's entrypoint
 
 
 def project_ray_tmpdir() -> str:
@@ -74,7 +75,8 @@ def ensure_ray(
 
     if ray.is_initialized():
         return 0.0
-    runtime_env = worker_runtime_env(runtime_env)
+    # Inside a submitted job the job's runtime env already reaches its workers, and Ray refuses a second.
+    runtime_env = None if os.environ.get(JOB_CONFIG_ENV) else worker_runtime_env(runtime_env)
     address = address or os.environ.get("RAY_ADDRESS")
     t0 = time.perf_counter()
     if address:

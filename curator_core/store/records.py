@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+from pydantic import BaseModel
 
 from curator_core.executors.base import RunResult
 from curator_core.store.store import ClipStore, sql_literal
@@ -47,7 +48,14 @@ class Lineage:
 
 def params_hash(*configs: Any) -> str:
     """A stable hash of stage configurations (dataclasses or dicts), for lineage."""
-    parts = [dataclasses.asdict(c) if dataclasses.is_dataclass(c) else c for c in configs]
+    parts = [
+        dataclasses.asdict(c)
+        if dataclasses.is_dataclass(c)
+        else c.model_dump()
+        if isinstance(c, BaseModel)
+        else c
+        for c in configs
+    ]
     blob = json.dumps([type(c).__name__ for c in configs] + parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

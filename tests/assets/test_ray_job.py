@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from curator_assets.assets import clips, raw_videos
+from curator_assets.assets import clip_embeddings, clips, raw_videos
 from curator_assets.partitions import upload_batches
 from curator_assets.resources import CuratorSettings, RayRunner
 from curator_core.store import ClipStore
@@ -149,3 +149,63 @@ def test_a_ray_client_address_is_refused_with_the_reason(workdir):
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "Ray Data cannot run over a ray:// connection" in str(failure.event_specific_data.error)
+
+
+def _step_failure(result) -> str:
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    return str(failure.event_specific_data.error)
+
+
+def test_a_job_past_its_timeout_is_stopped_and_fails_the_run(ray_head, workdir, three_shots):
+    add_batch(workdir / "landing", "slow", [three_shots])
+    resources = {
+        "curator": CuratorSettings(landing=str(workdir / "landing"), store_uri=str(workdir / "store")),
+        "ray_runner": RayRunner(address=ray_head, python=sys.executable, job_timeout_s=1.0),
+    }
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(upload_batches.name, ["slow"])
+        result = dg.materialize(
+            [raw_videos], partition_key="slow", resources=resources, instance=instance, raise_on_error=False
+        )
+    assert not result.success
+    assert "ran past RayRunner.job_timeout_s=1 s and was stopped" in _step_failure(result)
+
+
+def test_a_failed_job_names_its_first_real_error(ray_head, workdir, tmp_path):
+    resources = {
+        "curator": CuratorSettings(
+            landing=str(workdir / "landing"),
+            store_uri=str(workdir / "store"),
+            model_dir=str(tmp_path / "no-models"),
+        ),
+        "ray_runner": RayRunner(address=ray_head, python=sys.executable),
+    }
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(upload_batches.name, ["nomodel"])
+        result = dg.materialize(
+            [clip_embeddings],
+            partition_key="nomodel",
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert not result.success
+    error = _step_failure(result)
+    assert "MissingModelError: no model configuration at" in error, error
+
+
+def test_first_error_is_the_exception_that_ends_the_first_traceback():
+    from curator_assets.resources import first_error
+
+    log = "\n".join(
+        [
+            "listing s3://b/in",
+            "Traceback (most recent call last):",
+            '  File "x.py", line 1, in <module>',
+            "botocore.exceptions.NoCredentialsError: Unable to locate credentials",
+            "Traceback (most recent call last):",
+            "ValueError: Failed to resolve region",
+        ]
+    )
+    assert first_error(log) == "botocore.exceptions.NoCredentialsError: Unable to locate credentials"
+    assert first_error("") == "(the job wrote no log)"

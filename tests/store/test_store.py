@@ -13,7 +13,7 @@ import pytest
 from curator_core import LocalExecutor
 from curator_core.store import ClipStore, SchemaMismatchError, schemas
 from curator_core.store.records import Lineage, params_hash, write_run
-from curator_core.video.pipelines import SplitOptions, split_pipeline
+from curator_core.video.pipelines import CurationOptions, split_pipeline
 
 
 def clip_row(batch: str, i: int, media: str | None = None, duration: float = 2.0) -> dict:
@@ -176,7 +176,7 @@ def test_export_to_parquet(store, tmp_path):
 
 
 def test_a_pipeline_run_is_stored_with_lineage(tmp_path, three_shots, bad_inputs):
-    options = SplitOptions(splitting="shots", min_clip_len_s=1.0, motion_score_only=True, previews=False)
+    options = CurationOptions(splitting="shots", min_clip_len_s=1.0, motion_score_only=True, previews=False)
     inputs = [str(three_shots), str(bad_inputs["text"])]
     result = split_pipeline(inputs, str(tmp_path / "out"), options).execute(LocalExecutor())
     store = ClipStore(str(tmp_path / "db"))

@@ -11,7 +11,7 @@ from curator_core.batches import BatchSettings, run_step
 from curator_core.executors.ray import RayExecutor
 from curator_core.models.open_clip_model import write_demo_model
 from curator_core.models.transformers_models import write_demo_vlm
-from curator_core.video.pipelines import SplitOptions
+from curator_core.video.options import CurationOptions
 
 BATCH = "b1"
 
@@ -32,7 +32,7 @@ def curated(tmp_path_factory, ray_cluster, three_shots, moving_video, static_vid
         output_root=str(root / "outputs"),
         store_uri=str(root / "store"),
         shards_root=str(root / "shards"),
-        options=SplitOptions(model_dir=str(models), min_clip_len_s=1.0),
+        options=CurationOptions(model_dir=str(models), min_clip_len_s=1.0),
     )
     executor = RayExecutor(num_cpus=2)
     for step in ("raw_videos", "clips", "clip_embeddings", "clip_captions"):

@@ -8,7 +8,7 @@ from curator_core import LocalExecutor
 from curator_core.store import ClipStore
 from curator_core.store.records import Lineage, write_run
 from curator_core.video.dedup import dedup_batch, find_duplicates
-from curator_core.video.pipelines import SplitOptions, split_pipeline
+from curator_core.video.pipelines import CurationOptions, split_pipeline
 from curator_core.video.samples import Shot, write_video
 from tests.video.test_embedding import model_dir  # noqa: F401 - the module-scoped demo model fixture
 
@@ -30,7 +30,7 @@ def test_dedup_finds_a_reencoded_clip_and_not_a_different_one(tmp_path, model_di
     copy = tmp_path / "in" / "copy.mp4"  # the same content, re-encoded smaller
     write_video(copy, [Shot(48, (200, 40, 40)), Shot(48, (40, 60, 200))], width=256, height=144)
     assert copy.read_bytes() != data
-    options = SplitOptions(
+    options = CurationOptions(
         splitting="shots",
         min_clip_len_s=1.0,
         motion_score_only=True,

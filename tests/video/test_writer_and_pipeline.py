@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 
 from curator_core import RayExecutor
 from curator_core.cli import main
-from curator_core.video.pipelines import SplitOptions, split_pipeline
+from curator_core.video.pipelines import CurationOptions, split_pipeline
 from curator_core.video.report import run_summary
 from curator_core.video.writer import ClipWriterStage
 from tests.fixtures_video import decode_all
@@ -33,7 +33,7 @@ def test_writer_output_round_trips(tmp_path, three_shots):
 
 def test_pipeline_records_every_bad_input_and_goes_on(ray_cluster, bad_inputs, shared_videos, tmp_path):
     inputs = [str(bad_inputs["good"].parent), str(shared_videos / "corrupted_h264.mp4")]
-    options = SplitOptions(splitting="fixed", clip_len_s=2.0, min_clip_len_s=0.5, motion_score_only=True)
+    options = CurationOptions(splitting="fixed", clip_len_s=2.0, min_clip_len_s=0.5, motion_score_only=True)
     result = split_pipeline(inputs, str(tmp_path / "out"), options).execute(RayExecutor())
     summary = run_summary(result)
     failed = {Path(f["source"]).name: f["reason"] for f in summary["failed"]}

@@ -69,7 +69,7 @@ def _model_dir(stage: str, model_dir: str | None) -> str:
     """NeMo's model_dir when it is one of our model directories (a models.json), else ours."""
     if model_dir and (Path(model_dir) / "models.json").exists():
         return str(Path(model_dir).resolve())
-    ours = str(registry.model_dir(None))
+    ours = registry.location(None)
     if model_dir:
         substitution(stage, f"model_dir={model_dir!r} is not a curator model directory; using {ours}")
     return ours
