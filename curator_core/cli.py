@@ -489,8 +489,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Commands whose output is always one JSON document; the others print one with --json.
-JSON_COMMANDS = {"export", "search", "dedup"}
+def _prints_a_document(args: argparse.Namespace) -> bool:
+    """Whether the command's output is one JSON document (always for search, dedup and the shard and
+    manifest exports; with --json for the others)."""
+    if args.command in ("search", "dedup"):
+        return True
+    if args.command == "export":
+        return args.what in ("shards", "manifest")
+    return bool(getattr(args, "json", False))
+
+
 _JSON_OUT: IO[str] | None = None  # the real standard output while such a command runs
 
 
@@ -532,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("ray").setLevel(level)
     _configure_storage(args)
     run = COMMANDS[args.command][2]
-    if args.command in JSON_COMMANDS or getattr(args, "json", False):
+    if _prints_a_document(args):
         with _stdout_for_the_document_only():
             return run(args)
     return run(args)

@@ -23,6 +23,7 @@ from curator_core.models.cache import local_copy
 from curator_core.models.open_clip_model import write_demo_model
 from curator_core.storage import StorageConfig
 
+CURATOR = [sys.executable, "-m", "curator_core.cli"]
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 S3_VARIABLES = ("AWS_", "FSSPEC_", "CURATOR_STORAGE", "RAY_ADDRESS", "CURATOR_RAY_TMPDIR")
 
@@ -120,7 +121,7 @@ def _start_nodes(tmp_path_factory) -> tuple[str | None, list[Path], str]:
     return f"127.0.0.1:{head_port}", started, ""
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_node_cluster(tmp_path_factory):
     """Started again on fresh ports when a node does not come up (a port taken meanwhile; a worker node
     that timed out reaching the head on a loaded machine, seen once in a full run)."""
@@ -169,6 +170,21 @@ def test_s3_run_on_a_two_node_cluster_whose_workers_get_credentials_only_from_th
     assert summary["store"]["rows"]["clips"] == 3
     assert summary["store"]["rows"]["embeddings:open_clip/demo-clip"] == 3  # weights read from S3
     assert list((tmp_path / "cache").glob("*/open_clip/demo-clip/model.safetensors"))  # copied on the node
+    # curator search and export against the store on S3, with the same configuration (no cluster needed).
+    search = subprocess.run(
+        [*CURATOR, "search", "a moving square", "--k", "2", "--store", f"s3://{root}/store",
+         "--model-dir", f"s3://{root}/models", "--storage", str(config)],
+        env={**driver_env, "CURATOR_MODEL_CACHE": str(tmp_path / "cache")}, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert search.returncode == 0, search.stderr[-2000:]
+    assert len(json.loads(search.stdout)["results"]) == 2
+    export = subprocess.run(
+        [*CURATOR, "export", "clips", str(tmp_path / "clips.parquet"), "--to", "parquet",
+         "--store", f"s3://{root}/store", "--storage", str(config)],
+        env=driver_env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert export.returncode == 0 and export.stdout.startswith("3 rows"), export.stderr[-2000:]
     # The clip store on S3, read back through the same configuration.
     storage.configure(StorageConfig.load(config))
     try:
@@ -204,3 +220,40 @@ def test_a_model_directory_on_s3_is_copied_once_per_machine_and_checked(s3_serve
             local_copy(f"s3://{root}-missing")
     finally:
         storage.configure(StorageConfig())
+
+
+# A Dagster materialization in its own process (this one is on the session's Ray), as a run worker would
+# be: RAY_ADDRESS points RayRunner's in-process driver at the two-node cluster.
+MATERIALIZE = """
+import json, sys
+import dagster as dg
+from curator_assets.assets import clips, raw_videos
+from curator_assets.resources import CuratorSettings, RayRunner
+root, endpoint = sys.argv[1], sys.argv[2]
+curator = CuratorSettings(landing=f"s3://{root}/landing", output_root=f"s3://{root}/outputs",
+    store_uri=f"s3://{root}/store", storage={"endpoint_url": endpoint, "region": "us-east-1"})
+with dg.instance_for_test() as instance:
+    instance.add_dynamic_partitions("upload_batches", ["b"])
+    result = dg.materialize([raw_videos, clips], partition_key="b", instance=instance,
+        resources={"curator": curator, "ray_runner": RayRunner()}, raise_on_error=False)
+    rows = {m.asset_key.to_user_string(): m.materialization.metadata["dagster/row_count"].value
+            for m in result.get_asset_materialization_events()}
+print(json.dumps({"success": result.success, "rows": rows}))
+"""
+
+
+def test_dagster_assets_on_s3_through_the_two_node_cluster(s3_server, two_node_cluster, three_shots):
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**s3_server)
+    root = f"curator/{uuid.uuid4().hex[:8]}"
+    fs.put(str(three_shots), f"{root}/landing/b/three_shots.mp4")
+    done = subprocess.run(
+        [sys.executable, "-c", MATERIALIZE, root, s3_server["endpoint_url"]],
+        env={**_clean_env(), **CREDENTIALS, "RAY_ADDRESS": two_node_cluster},
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome == {"success": True, "rows": {"raw_videos": 1, "clips": 3}}, done.stderr[-3000:]
+    assert len(fs.ls(f"{root}/outputs/b/clips")) == 3
