@@ -16,12 +16,14 @@ from curator_assets.instance import project_instance
 from curator_assets.partitions import upload_batches
 from curator_assets.resources import CuratorSettings
 from curator_assets.sensors import READY_MARKER
+from curator_core.batches import check_batch_key
 from curator_core.gallery import gallery_uri
 from curator_core.models import registry
 from curator_core.models.aesthetic import write_demo_aesthetic
 from curator_core.models.open_clip_model import DEMO_EMBED_DIM, write_demo_model
 from curator_core.models.transformers_models import write_demo_vlm
 from curator_core.store import ClipStore
+from curator_core.store.store import sql_literal
 from curator_core.video.options import CurationOptions
 from curator_core.video.samples import make_sample_batch
 
@@ -52,6 +54,7 @@ def ensure_models() -> list[str]:
 
 
 def run_demo(batch: str = DEMO_BATCH) -> dict:
+    check_batch_key(batch)  # before the name becomes a folder or a query
     notes = ensure_models()
     curator = CuratorSettings()
     landing = Path(curator.landing_uri()) / batch
@@ -73,7 +76,7 @@ def run_demo(batch: str = DEMO_BATCH) -> dict:
     settings = curator.batch_settings(CurationOptions())
     index = Path(settings.shards_root) / batch / "index.json"
     store = ClipStore(settings.store_uri)
-    where = f"batch_key = '{batch}'"
+    where = f"batch_key = {sql_literal(batch)}"
     clips = store.rows("clips", where).to_pylist()
     checks = [
         (e.asset_check_evaluation_data.check_name, e.asset_check_evaluation_data.passed)

@@ -39,7 +39,7 @@ from curator_core.store.records import (
     safe_content_hash,
     video_rows,
 )
-from curator_core.store.store import embeddings_table_name
+from curator_core.store.store import embeddings_table_name, sql_literal
 from curator_core.tasks import VideoTask
 from curator_core.training.options import ShardOptions
 from curator_core.training.shards import export_shards
@@ -266,13 +266,15 @@ def _clips(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     pipeline = split_pipeline([settings.batch_uri(batch_key)], output_root, options)
     pipeline.name = "clips"
     store = ClipStore(settings.store_uri)
-    listed = store.count("videos", f"batch_key = '{batch_key}'")  # by raw_videos, when it ran
+    listed = store.count("videos", f"batch_key = {sql_literal(batch_key)}")  # by raw_videos, when it ran
     result, seconds = run.execute(pipeline, Progress("clips", run.report, total=listed or None))
     lineage = _lineage("clips", batch_key, options)
     tasks = _video_tasks(result)
     hashes = {p: safe_content_hash(p) for p in {t.data.input_path for t in tasks}}
     rows = clip_rows(tasks, lineage, hashes)
-    unreadable = store.rows("videos", f"batch_key = '{batch_key}' AND status = 'failed'", ["source_uri"])
+    unreadable = store.rows(
+        "videos", f"batch_key = {sql_literal(batch_key)} AND status = 'failed'", ["source_uri"]
+    )
     failure_table, failures = _failures(
         result, lineage, frozenset(unreadable.column("source_uri").to_pylist())
     )
@@ -323,7 +325,7 @@ def _gallery_details(gallery: Gallery, output_root: str) -> dict[str, Any]:
 
 
 def _stored_clip_progress(step: str, store: ClipStore, batch_key: str, report) -> Progress:
-    kept = store.count("clips", f"batch_key = '{batch_key}' AND kept")
+    kept = store.count("clips", f"batch_key = {sql_literal(batch_key)} AND kept")
     return Progress(step, report, total=kept or None, unit="clips", clips_are_inputs=True)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from curator_core.atomic import write_atomic
 from curator_core.store import ClipStore
+from curator_core.store.store import sql_literal
 
 PAGE = "gallery.html"
 SHOWN_KEPT = 500
@@ -40,7 +41,7 @@ def gallery_uri(output_root: str, batch_key: str) -> str:
 
 def write_gallery(store: ClipStore, batch_key: str, output_root: str) -> Gallery:
     """Write the batch's gallery page from the store and return where it is and what it counts."""
-    batch = f"batch_key = '{batch_key}'"
+    batch = f"batch_key = {sql_literal(batch_key)}"
     folder = posixpath.join(output_root.rstrip("/"), batch_key)
     kept_total = store.count("clips", f"{batch} AND kept")
     filtered_total = store.count("clips", f"{batch} AND NOT kept")
@@ -80,7 +81,7 @@ def _captions(store: ClipStore, batch: str, uuids: list[str]) -> dict[str, list[
     """Caption texts of the shown clips, enhanced ones first, in window order."""
     if not uuids or "clip_captions" not in store.table_names():
         return {}
-    listed = ", ".join(f"'{u}'" for u in uuids)
+    listed = ", ".join(sql_literal(u) for u in uuids)
     rows = store.rows(
         "clip_captions", f"{batch} AND uuid IN ({listed})", ["uuid", "window", "kind", "text"]
     ).to_pylist()

@@ -107,6 +107,7 @@ def ensure_ray(
                 logging_level=logging.WARNING,
                 _system_config={"num_workers_soft_limit": warm_workers(num_cpus or os.cpu_count() or 1)},
             )
+        _private_token_file()
     global _DASHBOARD_URL
     url = getattr(context, "dashboard_url", None)
     _DASHBOARD_URL = f"http://{url}" if url and not url.startswith("http") else url or None
@@ -114,6 +115,17 @@ def ensure_ray(
 
 
 _DASHBOARD_URL: str | None = None
+
+
+def _private_token_file() -> None:
+    """Ray writes the token of a new local cluster world-readable (0644, ~/.ray/auth_token, or where
+    RAY_AUTH_TOKEN_PATH says): whoever reads it can run code on the cluster, so only its owner may."""
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    with contextlib.suppress(OSError):
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+
+
 _TOKEN_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 

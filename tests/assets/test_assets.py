@@ -199,3 +199,13 @@ def test_an_empty_batch_fails_at_raw_videos_saying_it_holds_no_video(resources, 
         (evaluation,) = result.get_asset_check_evaluations()
         assert "no video file under this folder" in evaluation.description  # naming the folder
         assert str(workdir / "landing" / "empty_batch") in evaluation.description
+
+
+def test_the_demo_refuses_an_unsafe_batch_name_before_writing_anything(tmp_path, monkeypatch):
+    from curator_assets.demo import run_demo
+    from curator_core.batches import BatchInputError
+
+    monkeypatch.setenv("CURATOR_STATE_DIR", str(tmp_path / "state"))
+    with pytest.raises(BatchInputError, match="not one safe path segment"):
+        run_demo("x' OR '1'='1")
+    assert not (tmp_path / "state").exists()

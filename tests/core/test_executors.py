@@ -244,3 +244,14 @@ def test_scheduling_wake_falls_back_to_ray_polling_when_an_internal_moved(ray_cl
     assert not callback.enabled
     assert streaming_executor_state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S == ray_scheduling.RAY_POLL_S
     assert metadata_fetcher._PREFETCH_ON_THREAD is prefetch_on_thread
+
+
+def test_the_local_clusters_token_file_is_readable_by_its_owner_only(tmp_path, monkeypatch):
+    from curator_core.executors.ray import _private_token_file
+
+    token = tmp_path / "auth_token"
+    token.write_text("secret")
+    token.chmod(0o644)  # as Ray 2.60 writes it
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    _private_token_file()
+    assert token.stat().st_mode & 0o777 == 0o600
