@@ -154,19 +154,18 @@ class RayRunner(dg.ConfigurableResource):
                     f"the Ray job {submission_id} ({step} of batch {batch_key}) ran past "
                     f"RayRunner.job_timeout_s={self.job_timeout_s:g} s and was stopped"
                 ) from exc
+            log = jobs.get_job_logs(submission_id)
             raise dg.Failure(
-                f"the Ray job {submission_id} ({step} of batch {batch_key}) failed: "
-                f"{first_error(jobs.get_job_logs(submission_id))}",
-                metadata={"job_log_tail": dg.MetadataValue.md(_tail(jobs.get_job_logs(submission_id)))},
+                f"the Ray job {submission_id} ({step} of batch {batch_key}) failed: {first_error(log)}",
+                metadata={"job_log_tail": dg.MetadataValue.md(_tail(log))},
             ) from exc
         finally:
             timer.cancel()
         summaries = [m for m in invocation.get_custom_messages() if isinstance(m, dict) and "step" in m]
         if not summaries:
             raise dg.Failure(f"the Ray job for {step} of {batch_key} reported no summary")
-        job = submission_id
-        dashboard = f"{self.address.rstrip('/')}/#/jobs/{job}"
-        return StepSummary(**{**summaries[-1], "ray_job_id": job, "ray_dashboard": dashboard})
+        dashboard = f"{self.address.rstrip('/')}/#/jobs/{submission_id}"
+        return StepSummary(**{**summaries[-1], "ray_job_id": submission_id, "ray_dashboard": dashboard})
 
 
 def first_error(log: str) -> str:

@@ -21,7 +21,7 @@ import fsspec
 from curator_assets.partitions import upload_batches
 from curator_assets.resources import CuratorSettings
 from curator_core.batches import BATCH_KEY, BATCH_KEY_RULE
-from curator_core.storage import StorageConfig, configure
+from curator_core.storage import configure
 
 READY_MARKER = "_READY"
 MAX_BATCHES_PER_TICK = 25
@@ -133,8 +133,7 @@ def decide(
 )
 def new_upload_batches(context: dg.SensorEvaluationContext, curator: CuratorSettings) -> dg.SensorResult:
     t0 = time.perf_counter()
-    if curator.storage_config() != StorageConfig():
-        configure(curator.storage_config())
+    configure(curator.storage_config())
     batches = scan_landing(curator.landing_uri())
     known = set(context.instance.get_dynamic_partitions(upload_batches.name))
     decision = decide(batches, context.cursor, known)

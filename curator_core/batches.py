@@ -92,8 +92,7 @@ class BatchSettings:
 
     def apply_storage(self) -> None:
         """Make the batch's storage configuration this process's (and its Ray workers')."""
-        if self.storage:
-            storage.configure(storage.StorageConfig(**self.storage))
+        storage.configure(storage.StorageConfig(**self.storage))
 
     def batch_uri(self, batch_key: str) -> str:
         return posixpath.join(self.landing.rstrip("/"), batch_key)

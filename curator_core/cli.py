@@ -327,9 +327,7 @@ def _configure_storage(args: argparse.Namespace) -> None:
     from curator_core import storage
 
     base = storage.StorageConfig.load(args.storage).model_dump() if args.storage else None
-    config = model_from_args(args, storage.StorageConfig, prefix="storage_", base=base)
-    if base is not None or config != storage.StorageConfig():
-        storage.configure(config)
+    storage.configure(model_from_args(args, storage.StorageConfig, prefix="storage_", base=base))
 
 
 @command("models", "provide model weights in the model directory (CURATOR_MODEL_DIR, default ./models)")

@@ -103,17 +103,27 @@ def current() -> StorageConfig:
 def configure(config: StorageConfig) -> StorageConfig:
     """Make `config` this process's storage configuration, for fsspec and the clip store alike, and the
     one Ray workers started from here inherit (local ones through the environment; on a cluster pass
-    `worker_env()` in the runtime environment, as `executors.ray.worker_runtime_env` does)."""
+    `worker_env()` in the runtime environment, as `executors.ray.worker_runtime_env` does). The default
+    config sets nothing: the process keeps what it has (its environment's, or an outer caller's)."""
+    if config == StorageConfig():
+        return current()
+    _apply(config.fsspec_options())
+    os.environ[STORAGE_ENV] = config.model_dump_json()
+    os.environ[FSSPEC_S3_ENV] = json.dumps(config.fsspec_options())
+    return config
+
+
+def reset() -> None:
+    """Forget the process's storage configuration (back to s3fs' and LanceDB's own defaults)."""
+    _apply({})
+    os.environ.pop(STORAGE_ENV, None)
+    os.environ.pop(FSSPEC_S3_ENV, None)
+
+
+def _apply(fsspec_options: dict) -> None:
     import fsspec.config
 
     s3 = fsspec.config.conf.setdefault("s3", {})
     for key in ("endpoint_url", "client_kwargs", "anon"):
         s3.pop(key, None)
-    if config == StorageConfig():  # the defaults: nothing to set, or to pass on
-        os.environ.pop(STORAGE_ENV, None)
-        os.environ.pop(FSSPEC_S3_ENV, None)
-        return config
-    os.environ[STORAGE_ENV] = config.model_dump_json()
-    os.environ[FSSPEC_S3_ENV] = json.dumps(config.fsspec_options())
-    s3.update(config.fsspec_options())
-    return config
+    s3.update(fsspec_options)

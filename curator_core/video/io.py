@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Iterator
 from fractions import Fraction
+from glob import escape as escape_glob
 from typing import IO
 
 import av
@@ -66,7 +67,7 @@ def list_videos(
         found = [path]
     else:
         if glob:
-            found = [p for p in fs.glob(f"{_escape_glob(path.rstrip('/'))}/{glob}") if fs.isfile(p)]
+            found = [p for p in fs.glob(f"{escape_glob(path.rstrip('/'))}/{glob}") if fs.isfile(p)]
         else:
             found = fs.find(path, maxdepth=None if recursive else 1)
         exts = tuple(e.lower() for e in extensions)
@@ -78,11 +79,6 @@ def list_videos(
     if protocol in ("file", "local"):
         return found
     return [fs.unstrip_protocol(p) for p in found]
-
-
-def _escape_glob(path: str) -> str:
-    """`path` with glob's special characters matched literally."""
-    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in path)
 
 
 @contextlib.contextmanager

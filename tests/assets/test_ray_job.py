@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,26 +21,13 @@ from curator_assets.partitions import upload_batches
 from curator_assets.resources import CuratorSettings, RayRunner
 from curator_core.store import ClipStore
 from tests.assets.conftest import add_batch
+from tests.ports import free_ports
 
 HEAD_ATTEMPTS = 3
 
 
-def _free_ports(count: int) -> list[int]:
-    """`count` distinct ports free right now. Another process may take one before Ray binds it (seen:
-    the runtime-env agent failed with "Address already in use" and took the head down), so the fixture
-    starts the head again on fresh ports when it dies."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _start_head(temp: str) -> tuple[subprocess.Popen, str]:
-    port, dashboard, *agents = _free_ports(7)
+    port, dashboard, *agents = free_ports(7)
     # Its agents need ports of their own: another Ray (the test session's) holds the default ones.
     flags = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
              "runtime-env-agent-port", "ray-client-server-port")  # fmt: skip

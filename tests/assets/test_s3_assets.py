@@ -11,7 +11,6 @@ import dagster as dg
 from curator_assets.assets import clips, raw_videos
 from curator_assets.resources import CuratorSettings, RayRunner
 from curator_core import storage
-from curator_core.storage import StorageConfig
 from tests.assets.conftest import asset_metadata, materialize_batch
 
 
@@ -42,4 +41,4 @@ def test_raw_videos_and_clips_of_a_batch_on_s3(s3_server, ray_cluster, model_dir
         assert len(fs.ls(f"{root}/outputs/s3batch/clips")) == 3
         assert fs.exists(f"{root}/outputs/s3batch/gallery.html")
     finally:
-        storage.configure(StorageConfig())
+        storage.reset()

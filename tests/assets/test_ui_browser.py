@@ -23,6 +23,7 @@ from curator_assets.assets import clips, raw_videos
 from curator_assets.partitions import upload_batches
 from curator_assets.resources import CuratorSettings, RayRunner
 from tests.assets.conftest import add_batch
+from tests.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -37,14 +38,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 BATCHES = ("shown", "bf-1", "bf-2", "all_bad")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +84,7 @@ def ui(tmp_path_factory, model_dir, ray_cluster, three_shots, static_video, movi
             raise_on_error=False,
         )
         assert not bad.success  # nothing readable: the blocking check fails the run
-    port = _free_port()
+    port = free_ports()[0]
     env = {
         k: v for k, v in os.environ.items() if k not in ("CURATOR_RAY_TMPDIR", "RAY_ADDRESS", "DAGSTER_HOME")
     }

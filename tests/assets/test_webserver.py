@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,12 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.instance.ref import InstanceRef
 
+from tests.ports import free_ports
+
 ROOT = Path(__file__).resolve().parents[2]
 QUERY = (
     """{ assetNodes { assetKey { path } groupName isPartitioned partitionKeys dependencyKeys { path } } }"""
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _graphql(port: int, query: str) -> dict:
@@ -42,7 +37,7 @@ def test_webserver_serves_the_asset_graph_and_partitions(tmp_path):
     home.mkdir()
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         instance.add_dynamic_partitions("upload_batches", ["batch-a", "batch-b"])
-    port = _free_port()
+    port = free_ports()[0]
     webserver = Path(sys.executable).parent / "dagster-webserver"
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     process = subprocess.Popen(

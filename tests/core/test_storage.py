@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from curator_core.executors.ray import worker_runtime_env
 from curator_core.models.cache import local_copy
 from curator_core.models.open_clip_model import write_demo_model
 from curator_core.storage import StorageConfig
+from tests.ports import free_ports
 
 CURATOR = [sys.executable, "-m", "curator_core.cli"]
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -58,18 +58,7 @@ def test_one_config_gives_fsspec_lancedb_and_worker_settings(monkeypatch):
         assert json.loads(env[storage.FSSPEC_S3_ENV])["endpoint_url"] == "http://127.0.0.1:9"
         assert storage.current() == config
     finally:
-        storage.configure(StorageConfig())
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+        storage.reset()
 
 
 def _node_flags(node: int) -> list[str]:
@@ -79,7 +68,7 @@ def _node_flags(node: int) -> list[str]:
     low = WORKER_PORTS + node * 1000
     ports: list[int] = []
     while len(ports) < len(names):
-        ports += [p for p in _free_ports(len(names)) if not WORKER_PORTS <= p < WORKER_PORTS + 2000]
+        ports += [p for p in free_ports(len(names)) if not WORKER_PORTS <= p < WORKER_PORTS + 2000]
     return [*(f"--{n}={p}" for n, p in zip(names, ports, strict=False)),
             f"--min-worker-port={low}", f"--max-worker-port={low + 999}"]  # fmt: skip
 
@@ -103,7 +92,7 @@ def _stop_nodes(temps: list[Path]) -> None:
 def _start_nodes(tmp_path_factory) -> tuple[str | None, list[Path], str]:
     """A head (no CPUs) and a worker node (2 CPUs). Returns (address or None, temp dirs, what failed)."""
     ray = str(Path(sys.executable).parent / "ray")
-    head_port, client_port = _free_ports(2)
+    head_port, client_port = free_ports(2)
     started: list[Path] = []
     for node, (role, cpus) in enumerate((("head", 0), ("worker", 2))):
         temp = tmp_path_factory.mktemp(f"ray_{role}")
@@ -195,7 +184,7 @@ def test_s3_run_on_a_two_node_cluster_whose_workers_get_credentials_only_from_th
     finally:
         for name in CREDENTIALS:
             os.environ.pop(name, None)
-        storage.configure(StorageConfig())
+        storage.reset()
 
 
 def test_a_model_directory_on_s3_is_copied_once_per_machine_and_checked(s3_server, tmp_path, monkeypatch):
@@ -219,7 +208,7 @@ def test_a_model_directory_on_s3_is_copied_once_per_machine_and_checked(s3_serve
         with pytest.raises(FileNotFoundError, match=f"model directory s3://{root}-missing"):
             local_copy(f"s3://{root}-missing")
     finally:
-        storage.configure(StorageConfig())
+        storage.reset()
 
 
 # A Dagster materialization in its own process (this one is on the session's Ray), as a run worker would
