@@ -122,14 +122,96 @@ def open_container(uri: str, size: int | None = None) -> Iterator[av.container.I
             container.close()
 
 
+IMAGE_FORMATS_SUFFIX = "_pipe"  # FFmpeg's demuxers of single images: png_pipe, jpeg_pipe, webp_pipe, ...
+NOT_MOTION = (
+    av.stream.Disposition.attached_pic
+    | av.stream.Disposition.still_image
+    | (av.stream.Disposition.timed_thumbnails)
+)
+
+
+def _stream_seconds(stream: av.video.stream.VideoStream) -> float:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    rate = stream.average_rate or stream.guessed_rate
+    return float(stream.frames / rate) if stream.frames and rate else 0.0
+
+
 def video_stream(container: av.container.InputContainer, uri: str) -> av.video.stream.VideoStream:
-    if not container.streams.video:
+    """The video stream every stage reads: the longest moving-picture stream (cover art and thumbnail
+    streams are not video), the default one among equals. One rule, so probing, shot detection and
+    encoding all read the same stream."""
+    streams = [s for s in container.streams.video if not (s.disposition & NOT_MOTION)]
+    if not streams:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
-        raise VideoInputError(f"no video stream (streams: {', '.join(kinds)}; audio-only?)", uri)
-    stream = container.streams.video[0]
+        what = "only cover art / still pictures" if container.streams.video else "audio-only?"
+        raise VideoInputError(f"no video stream (streams: {', '.join(kinds)}; {what})", uri)
+    stream = max(
+        streams,
+        key=lambda s: (_stream_seconds(s), bool(s.disposition & av.stream.Disposition.default), -s.index),
+    )
     if stream.codec_context is None or not stream.codec_context.name:
         raise VideoInputError("unsupported video codec (no decoder in this FFmpeg build)", uri)
     return stream
+
+
+class Damage:
+    """What a damage-tolerant decode skipped: packets the decoder refused, and the gaps (PTS seconds)
+    they left between the last frame before and the first frame after."""
+
+    def __init__(self) -> None:
+        self.bad_packets = 0
+        self.first_error: str | None = None
+        self.gaps: list[tuple[float, float]] = []
+        self.stopped: str | None = None  # why reading ended before the end of the file, if it did
+        self._open_since: float | None = None  # the PTS of the last good frame before pending damage
+        self._last_t: float | None = None
+        self._step: float | None = None  # the shortest frame interval seen: a frame's duration
+
+    def decode(self, packet: av.Packet) -> list:
+        """The packet's frames, or none when it does not decode (counted; decoding goes on)."""
+        try:
+            return packet.decode()
+        except av.error.FFmpegError as exc:
+            self.bad_packets += 1
+            self.first_error = self.first_error or f"{type(exc).__name__}: {exc.strerror or exc}"
+            if self._open_since is None:
+                self._open_since = self._last_t if self._last_t is not None else -1.0
+            return []
+
+    def frame_at(self, t: float) -> tuple[float, float] | None:
+        """Note a decoded frame's PTS (in PTS order); returns the gap it closes when frames were lost
+        before it: (where the last good frame ends, `t`)."""
+        gap = None
+        last = self._last_t
+        if last is not None and t > last:
+            self._step = min(self._step or t - last, t - last)
+        if self._open_since is not None:
+            since = self._open_since
+            self._open_since = None
+            end = since + (self._step or 0.0) if since >= 0 else 0.0
+            if t - end > 1e-6:  # a refused packet that cost no frame leaves no gap
+                gap = (end, t)
+                self.gaps.append(gap)
+        self._last_t = t if last is None else max(last, t)
+        return gap
+
+    def summary(self, frames_decoded: int, frames_expected: int | None = None) -> str | None:
+        """What was lost, in words for the video's report; None when nothing was."""
+        parts = []
+        if self.bad_packets:
+            spans = ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in self.gaps[:5])
+            parts.append(
+                f"{self.bad_packets} undecodable packets skipped"
+                + (f" (frames lost at {spans}{' ...' if len(self.gaps) > 5 else ''})" if spans else "")
+                + (f", first: {self.first_error}" if self.first_error else "")
+            )
+        if self.stopped:
+            parts.append(self.stopped)
+        if not parts:
+            return None
+        counted = f"{frames_decoded} of {frames_expected}" if frames_expected else f"{frames_decoded}"
+        return f"the stream is damaged: {counted} frames decoded; " + "; ".join(parts)
 
 
 def probe(uri: str) -> VideoMetadata:
@@ -163,15 +245,25 @@ def probe(uri: str) -> VideoMetadata:
         sar_tuple = (sar.numerator, sar.denominator) if sar and sar.numerator else (1, 1)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
         stream.thread_type = "AUTO"
-        rotation = 0
+        if container.format.name.endswith(IMAGE_FORMATS_SUFFIX) or container.format.name == "image2":
+            raise VideoInputError(f"a still image ({container.format.name}), not a video", uri)
+        rotation, decoded = 0, 0
         try:
-            for frame in container.decode(stream):
-                rotation = int(getattr(frame, "rotation", 0) or 0)
-                break
-            else:
-                raise VideoInputError("video stream has no decodable frames", uri)
+            for frame in container.decode(stream):  # two frames: a single picture is not a video
+                rotation = rotation if decoded else int(getattr(frame, "rotation", 0) or 0)
+                decoded += 1
+                if decoded == 2:
+                    break
         except av.error.FFmpegError as exc:
-            raise VideoInputError(f"video stream does not decode ({type(exc).__name__}: {exc})", uri) from exc
+            if not decoded:
+                raise VideoInputError(
+                    f"video stream does not decode ({type(exc).__name__}: {exc})", uri
+                ) from exc
+            decoded = 2  # damage after the first frame: decoding skips it later
+        if not decoded:
+            raise VideoInputError("video stream has no decodable frames", uri)
+        if decoded == 1:
+            raise VideoInputError("a single frame, not a video", uri)
         return VideoMetadata(
             width=ctx.width or None,
             height=ctx.height or None,

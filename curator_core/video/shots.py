@@ -7,16 +7,17 @@ seconds, which is what clip spans use.
 from __future__ import annotations
 
 import functools
+import heapq
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
 import av
 import numpy as np
 
-from curator_core.video.io import VideoInputError, open_container, video_stream
+from curator_core.video.io import Damage, VideoInputError, open_container, video_stream
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class VideoDecodeError(Exception):
 
 @dataclass
 class Transition:
-    kind: str  # "hard" | "gradual"
+    kind: str  # "hard" | "gradual" | "gap" (frames lost to damage; splitting keeps clips off it)
     start_frame: int  # hard cut: the first frame of the new shot
     end_frame: int
     start_pts_s: float
@@ -44,7 +45,9 @@ class DetectionResult:
     num_frames: int
     duration_s: float
     pts_s: np.ndarray = field(repr=False)
-    decode_error: str | None = None  # set when decoding stopped early (damaged stream)
+    decode_error: str | None = None  # what damage cost, in words (None: the stream decoded whole)
+    gaps: list[tuple[float, float]] = field(default_factory=list)  # frames lost: (from, to) PTS s
+    damage: Damage | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -96,13 +99,19 @@ def _end_time(pts: np.ndarray) -> float:
     return float(pts[-1] + (np.median(np.diff(pts)) if len(pts) > 1 else 0.0))
 
 
-def _decode(
-    uri: str, convert: Callable[[av.VideoFrame], Any], threads: int = 0, options: dict | None = None
-) -> tuple[list, np.ndarray, float, str | None]:
-    """`convert(frame)` of every decoded frame, in PTS order, with PTS seconds, the end time and why
-    decoding stopped early (a damaged stream keeps the frames decoded before the damage)."""
-    out, pts = [], []
-    error = None
+REORDER_FRAMES = 8  # frames held back to emit PTS order when a decoder hands them out slightly out of order
+
+
+def iter_frames(
+    uri: str,
+    convert: Callable[[av.VideoFrame], Any],
+    damage: Damage,
+    threads: int = 0,
+    options: dict | None = None,
+) -> Iterator[tuple[Any, float]]:
+    """`(convert(frame), PTS seconds)` of every decodable frame, in PTS order, streaming. Packets the
+    decoder refuses are skipped and counted in `damage` (decoding resumes at the next decodable frame);
+    a container that cannot be read any further ends the stream there (`damage.first_error` says why)."""
     try:
         with open_container(uri) as container:
             stream = video_stream(container, uri)
@@ -112,27 +121,46 @@ def _decode(
             if options:
                 stream.codec_context.options = options
             tb = float(stream.time_base)
+            held: list[tuple[float, int, Any]] = []
+            order = 0
             try:
-                for frame in container.decode(stream):
-                    if frame.pts is not None:
-                        out.append(convert(frame))
-                        pts.append(frame.pts * tb)
-            except av.error.FFmpegError as exc:
-                error = f"decoding stopped after {len(out)} frames ({type(exc).__name__}: {exc})"
+                for packet in container.demux(stream):
+                    for frame in damage.decode(packet):
+                        if frame.pts is None:
+                            continue
+                        order += 1
+                        damage.frame_at(frame.pts * tb)  # in decode order: right after any damage
+                        heapq.heappush(held, (frame.pts * tb, order, convert(frame)))
+                        if len(held) > REORDER_FRAMES:
+                            t, _, item = heapq.heappop(held)
+                            yield item, t
+            except av.error.FFmpegError as exc:  # the demuxer itself gave up: nothing more can be read
+                damage.stopped = f"reading stopped ({type(exc).__name__}: {exc})"
+            while held:
+                t, _, item = heapq.heappop(held)
+                yield item, t
     except VideoInputError as exc:
         raise VideoDecodeError(exc.reason) from exc
+
+
+def _decode(
+    uri: str, convert: Callable[[av.VideoFrame], Any], threads: int = 0, options: dict | None = None
+) -> tuple[list, np.ndarray, float, Damage]:
+    """Every decodable frame at once (for detectors that need the whole video): converted frames,
+    their PTS seconds, the end time and what was skipped."""
+    damage = Damage()
+    out, pts = [], []
+    for item, t in iter_frames(uri, convert, damage, threads, options):
+        out.append(item)
+        pts.append(t)
     if not out:
-        raise VideoDecodeError(error or "no decodable video frames")
-    order = np.argsort(np.asarray(pts), kind="stable")
-    pts_arr = np.asarray(pts)[order]
-    return [out[i] for i in order], pts_arr, _end_time(pts_arr), error
+        raise VideoDecodeError(damage.summary(0) or "no decodable video frames")
+    pts_arr = np.asarray(pts)
+    return out, pts_arr, _end_time(pts_arr), damage
 
 
-def decode_small(uri: str, width: int = 96, height: int = 54, threads: int = 1) -> SmallFrames:
-    """Decode every frame, cheaply: the in-loop deblocking filter is skipped (cuts do not need it) and
-    the YUV planes are averaged down with numpy (no RGB conversion, no swscale at full size). One decoder
-    thread by default: the least CPU per frame (measured 5.0 vs 6.5 CPU s on 1080p H.264); a pipeline
-    runs many videos side by side. `threads=0` lets FFmpeg pick."""
+def _small_planes(width: int, height: int) -> Callable[[av.VideoFrame], tuple]:
+    """A frame's YUV planes averaged down to (height, width) luma and half that chroma, float32."""
 
     def planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if frame.format.name not in ("yuv420p", "yuvj420p"):
@@ -145,17 +173,28 @@ def decode_small(uri: str, width: int = 96, height: int = 54, threads: int = 1) 
             _shrink(_plane(frame, 2, *chroma), height // 2, width // 2),
         )
 
-    frames, pts, end, error = _decode(uri, planes, threads, {"skip_loop_filter": "all"})
+    return planes
+
+
+SMALL_DECODE_OPTIONS = {"skip_loop_filter": "all"}  # cuts do not need the in-loop deblocking filter
+
+
+def decode_small(uri: str, width: int = 96, height: int = 54, threads: int = 1) -> SmallFrames:
+    """Decode every frame, cheaply: the in-loop deblocking filter is skipped and the YUV planes are
+    averaged down with numpy (no RGB conversion, no swscale at full size). One decoder thread by default:
+    the least CPU per frame (measured 5.0 vs 6.5 CPU s on 1080p H.264); a pipeline runs many videos side
+    by side. `threads=0` lets FFmpeg pick. Holds the whole video: detectors stream with `iter_frames`."""
+    frames, pts, end, damage = _decode(uri, _small_planes(width, height), threads, SMALL_DECODE_OPTIONS)
     y, u, v = (np.stack(p) for p in zip(*frames, strict=True))
-    return SmallFrames(y, u, v, pts, end, error)
+    return SmallFrames(y, u, v, pts, end, damage.summary(len(pts)))
 
 
-def decode_rgb(uri: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray, float, str | None]:
-    """Every frame as (N, height, width, 3) uint8 RGB (scaled by swscale), PTS seconds, end time, error."""
-    frames, pts, end, error = _decode(
+def decode_rgb(uri: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray, float, Damage]:
+    """Every frame as (N, height, width, 3) uint8 RGB (scaled by swscale), PTS seconds, end time, damage."""
+    frames, pts, end, damage = _decode(
         uri, lambda frame: frame.to_ndarray(width=width, height=height, format="rgb24")
     )
-    return np.stack(frames), pts, end, error
+    return np.stack(frames), pts, end, damage
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -176,8 +215,16 @@ class ShotDetector(ABC):
         """(N, H, W, 3) uint8 RGB frames and their PTS seconds."""
 
     def detect_path(self, uri: str) -> DetectionResult:
-        frames, pts, end, error = decode_rgb(uri, *self.decode_size)
-        return DetectionResult(self.detect_frames(frames, pts), len(frames), end, pts, error)
+        frames, pts, end, damage = decode_rgb(uri, *self.decode_size)
+        return DetectionResult(
+            self.detect_frames(frames, pts),
+            len(frames),
+            end,
+            pts,
+            damage.summary(len(pts)),
+            damage.gaps,
+            damage,
+        )
 
 
 @dataclass
@@ -214,6 +261,8 @@ class ContentShotDetector(ShotDetector):
     mix_residual: float = 0.2
     mixed_fraction: float = 0.85
     dissolve_coverage: float = 0.4
+    chunk_frames: int = 2048  # frames decided per window when streaming a file (memory, not results)
+    context_frames: int = 192  # frames seen on each side of a window: more than any rule looks across
 
     def scores(self, f: SmallFrames) -> np.ndarray:
         """score[i]: change between frame i-1 and frame i (score[0] = 0)."""
@@ -239,17 +288,60 @@ class ContentShotDetector(ShotDetector):
         return self.detect_small(SmallFrames.from_rgb(frames, pts_s))
 
     def detect_path(self, uri: str) -> DetectionResult:
-        small = decode_small(uri, *self.decode_size)
-        return DetectionResult(self.detect_small(small), len(small.y), small.end_s, small.pts_s, small.error)
+        """Streams: frames are decoded into a window of `chunk_frames` plus `context_frames` on each side,
+        and each window decides the transitions that start in its middle part, so memory does not grow
+        with the video's length and the result equals a pass over the whole video (a flat black run
+        longer than the context is the one thing a window cannot see whole)."""
+        damage = Damage()
+        convert = _small_planes(*self.decode_size)
+        frames = iter_frames(uri, convert, damage, 1, SMALL_DECODE_OPTIONS)
+        window: list[tuple] = []  # (y, u, v) of frames [offset, offset + len(window))
+        pts: list[float] = []  # every frame's PTS: 8 bytes a frame
+        offset = decided = 0  # transitions starting before `decided` are final
+        found: list[Transition] = []
 
-    def detect_small(self, f: SmallFrames) -> list[Transition]:
+        def decide(final: bool) -> None:
+            nonlocal offset, decided, window
+            if len(window) < 2:
+                return
+            ys, us, vs = (np.stack(p) for p in zip(*window, strict=True))
+            times = np.asarray(pts[offset:], np.float64)
+            small = SmallFrames(ys, us, vs, times, _end_time(times))
+            upto = offset + len(window) - (0 if final else self.context_frames)
+            for t in self.detect_small(small, at_start=offset == 0, at_end=final):
+                if decided <= t.start_frame + offset < upto:
+                    found.append(
+                        replace(t, start_frame=t.start_frame + offset, end_frame=t.end_frame + offset)
+                    )
+            decided = upto
+            keep_from = max(0, decided - self.context_frames - offset)
+            window = window[keep_from:]
+            offset += keep_from
+
+        for planes, t in frames:
+            window.append(planes)
+            pts.append(t)
+            if len(window) >= self.chunk_frames + 2 * self.context_frames:
+                decide(final=False)
+        decide(final=True)
+        if not pts:
+            raise VideoDecodeError(damage.summary(0) or "no decodable video frames")
+        times = np.asarray(pts)
+        transitions = _min_spacing(sorted(found, key=lambda t: t.start_frame), self.min_shot_frames)
+        return DetectionResult(
+            transitions, len(times), _end_time(times), times, damage.summary(len(times)), damage.gaps, damage
+        )
+
+    def detect_small(self, f: SmallFrames, at_start: bool = True, at_end: bool = True) -> list[Transition]:
+        """Transitions in these frames. `at_start` / `at_end`: whether they begin / end the video (a
+        flat run touching the edge of a window inside the video is no leader or tail fade)."""
         n = len(f.y)
         if n < 2:
             return []
         score = self.scores(f)
         extreme = self._extreme(f)
-        gradual = self._fades(f, extreme)
-        for a, b, conf in self._dissolves(f, score, extreme):
+        gradual = self._fades(f, extreme, at_start, at_end)
+        for a, b, conf in self._dissolves(f, score, extreme, at_start, at_end):
             if not any(a <= g[1] and b >= g[0] for g in gradual):
                 gradual.append([a, b, conf])
         hard: list[tuple[int, float]] = []
@@ -297,13 +389,13 @@ class ContentShotDetector(ShotDetector):
         mean = f.y.mean(axis=(1, 2))
         return ((mean < self.dark_luma) | (mean > self.bright_luma)) & (f.y.std(axis=(1, 2)) < self.flat_std)
 
-    def _fades(self, f: SmallFrames, extreme: np.ndarray) -> list[list]:
+    def _fades(self, f: SmallFrames, extreme: np.ndarray, at_start: bool, at_end: bool) -> list[list]:
         """Flat black/white runs with content on both sides, widened over the luminance ramps."""
         mean = f.y.mean(axis=(1, 2))
         n = len(extreme)
         out: list[list] = []
         for i, j in _runs(extreme):
-            if i == 0 or j == n - 1:  # a leader or tail fade is not a transition between shots
+            if (i == 0 and at_start) or (j == n - 1 and at_end):  # a leader or tail fade: no transition
                 continue
             sign = 1.0 if mean[i] < 128 else -1.0  # towards black: luma falls; towards white: rises
             a = i
@@ -316,7 +408,7 @@ class ContentShotDetector(ShotDetector):
         return out
 
     def _dissolves(
-        self, f: SmallFrames, score: np.ndarray, extreme: np.ndarray
+        self, f: SmallFrames, score: np.ndarray, extreme: np.ndarray, at_start: bool, at_end: bool
     ) -> list[tuple[int, int, float]]:
         n = len(f.y)
         y = f.y / 255.0
@@ -341,9 +433,22 @@ class ContentShotDetector(ShotDetector):
         # A mix into black/white that runs to the end (or comes out of it at the start) is a tail or
         # leader fade, not a transition between two shots.
         reach = max(self.dissolve_lengths)
-        tail = n - np.argmin(extreme[::-1]) if extreme[-1] else n + reach + 1
-        lead = np.argmin(extreme) if extreme[0] else -reach - 1
+        tail = n - np.argmin(extreme[::-1]) if extreme[-1] and at_end else n + reach + 1
+        lead = np.argmin(extreme) if extreme[0] and at_start else -reach - 1
         return [(i, j, 0.8) for i, j in _runs(hit) if j + reach < tail and i - reach > lead]
+
+
+def _min_spacing(transitions: list[Transition], min_frames: int) -> list[Transition]:
+    """Hard cuts closer than `min_frames` to the one before are dropped (windows decide each alone)."""
+    out: list[Transition] = []
+    last = -min_frames
+    for t in transitions:
+        if t.kind == "hard":
+            if t.start_frame - last < min_frames:
+                continue
+            last = t.start_frame
+        out.append(t)
+    return out
 
 
 def _histograms(codes: np.ndarray, bins: int) -> np.ndarray:

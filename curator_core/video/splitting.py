@@ -13,6 +13,8 @@ from curator_core.video.shots import ContentShotDetector, ShotDetector, Transiti
 
 logger = logging.getLogger(__name__)
 
+SPLIT_ERROR = "split"
+
 
 def fixed_stride_spans(
     duration_s: float, clip_len_s: float, clip_stride_s: float, min_clip_length_s: float, limit_clips: int = 0
@@ -48,7 +50,19 @@ class SplittingStage(ProcessingStage[VideoTask, VideoTask]):
         if video.errors or video.metadata is None:
             return task
         video.clips = [Clip(source=video.input_path, span=span) for span in self.spans(task)]
+        if not video.clips and not video.errors:  # recorded, never silently lost
+            video.errors[SPLIT_ERROR] = self.no_clips_reason(task)
         return task
+
+    def no_clips_reason(self, task: VideoTask) -> str:
+        duration = task.data.metadata.duration_s
+        length = f"{duration:.2f} s" if duration else "unknown length"
+        return f"no clip: the video ({length}) holds no span of at least {self.min_length:g} s"
+
+    @property
+    @abstractmethod
+    def min_length(self) -> float:
+        """The shortest clip kept, seconds."""
 
     @abstractmethod
     def spans(self, task: VideoTask) -> list[tuple[float, float]]:
@@ -66,6 +80,10 @@ class FixedStrideSplittingStage(SplittingStage):
     limit_clips: int = 0
     name: str = "fixed_stride_splitting"
     resources: Resources = Resources(cpus=0.25)
+
+    @property
+    def min_length(self) -> float:
+        return self.min_clip_length_s
 
     def spans(self, task: VideoTask) -> list[tuple[float, float]]:
         video = task.data
@@ -89,12 +107,13 @@ def shot_spans(
     crop_s: float,
 ) -> list[tuple[float, float]]:
     """Shots between transitions. A hard cut starts a shot at its first new frame; a gradual transition
-    is left out of both neighbouring shots. `crop_s` is trimmed off both ends of each shot."""
+    (or a gap that damage left) is left out of both neighbouring shots. `crop_s` is trimmed off both ends
+    of each shot."""
     bounds: list[tuple[float, float]] = []
     start = 0.0
     for t in sorted(transitions, key=lambda t: t.start_pts_s):
         bounds.append((start, t.start_pts_s))
-        start = t.end_pts_s if t.kind == "gradual" else t.start_pts_s
+        start = t.start_pts_s if t.kind == "hard" else t.end_pts_s
     bounds.append((start, duration_s))
     spans: list[tuple[float, float]] = []
     for a, b in bounds:
@@ -129,6 +148,18 @@ class ShotSplittingStage(SplittingStage):
     name: str = "shot_splitting"
     resources: Resources = Resources(cpus=1.0)
 
+    @property
+    def min_length(self) -> float:
+        return self.min_length_s
+
+    def no_clips_reason(self, task: VideoTask) -> str:
+        cuts = len(task.metadata.get("transitions") or [])
+        return (
+            f"{super().no_clips_reason(task)} between its {cuts} detected transitions"
+            if cuts
+            else (super().no_clips_reason(task))
+        )
+
     def __post_init__(self) -> None:
         if self.max_length_mode not in ("truncate", "stride"):
             raise ValueError(f"max_length_mode must be 'truncate' or 'stride', got {self.max_length_mode!r}")
@@ -141,11 +172,12 @@ class ShotSplittingStage(SplittingStage):
             video.errors["shot_detection"] = str(exc)
             return []
         duration = result.duration_s or video.metadata.duration_s or 0.0
-        if result.decode_error:
-            video.errors["decode"] = result.decode_error
+        if result.damage is not None and result.decode_error:
+            video.errors["decode"] = result.damage.summary(result.num_frames, video.metadata.num_frames)
         task.metadata["transitions"] = [t.to_dict() for t in result.transitions]
+        gaps = [Transition("gap", -1, -1, a, b, 1.0) for a, b in result.gaps]  # no clip spans lost frames
         return shot_spans(
-            result.transitions,
+            result.transitions + gaps,
             duration,
             self.min_length_s,
             self.max_length_s,

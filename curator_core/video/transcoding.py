@@ -22,7 +22,7 @@ from av.video.frame import PictureType
 from curator_core.resources import Resources
 from curator_core.stage import CompositeStage, ProcessingStage
 from curator_core.tasks import Clip, VideoTask
-from curator_core.video.io import VideoInputError, open_container, video_stream
+from curator_core.video.io import Damage, VideoInputError, open_container, video_stream
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,8 @@ class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
             if seg_start > 0:
                 container.seek(int(seg_start / tb), stream=stream, backward=True, any_frame=False)
             video_t = audio_t = -math.inf
+            damage, audio_damage = Damage(), Damage()  # audio damage costs that audio only
+            decoded = 0
 
             def finish_passed() -> None:
                 """Close the clips that both the video and the audio have moved past."""
@@ -146,10 +148,25 @@ class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
                         if clip.uuid in encoders:
                             clip.encoded_data = encoders.pop(clip.uuid).close()
 
+            def cut_at_gap(gap: tuple[float, float]) -> None:
+                """Frames were lost: a clip open across the gap ends where the damage began (a clip never
+                spans lost frames); clips starting inside the gap start at the first frame after it."""
+                for clip in clips:
+                    enc = encoders.pop(clip.uuid, None)
+                    if enc is not None:
+                        finished.add(clip.uuid)
+                        if clip.span[1] <= gap[0] + 1e-3:  # the clip ends where the damage begins
+                            clip.encoded_data = enc.close()
+                            continue
+                        clip.encoded_data = enc.close(cut_short=True)
+                        clip.errors["decode"] = (
+                            f"clip cut short at {gap[0]:.2f} s: frames to {gap[1]:.2f} s lost to damage"
+                        )
+
             try:
                 for packet in container.demux(*(s for s in (stream, audio) if s is not None)):
                     if packet.stream is audio:
-                        for frame in packet.decode():
+                        for frame in audio_damage.decode(packet):
                             if frame.pts is None:
                                 continue
                             audio_t = float(frame.pts * audio.time_base)
@@ -165,10 +182,14 @@ class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
                                         )
                                     enc.add_audio(frame, audio_t)
                     else:
-                        for frame in packet.decode():
+                        for frame in damage.decode(packet):
                             if frame.pts is None:
                                 continue
                             video_t = float(frame.pts * tb)
+                            decoded += 1
+                            gap = damage.frame_at(video_t)
+                            if gap is not None:
+                                cut_at_gap(gap)
                             for clip in clips:
                                 start, end = clip.span
                                 if clip.uuid in finished or not (start - 1e-6 <= video_t < end - 1e-6):
@@ -183,20 +204,19 @@ class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
                     # Audio may run short of the video; never read on for it past the interleave slack.
                     if len(finished) == len(clips) or video_t >= seg_end + AUDIO_SLACK_S:
                         break
-            except av.error.FFmpegError as exc:
-                where = f"at {video_t:.2f} s" if video_t > -math.inf else "before its first frame"
-                unreached = len(clips) - len(finished) - len(encoders)
-                message = (
-                    f"the stream is damaged {where}: decoding stopped with {len(finished)} of {len(clips)} "
-                    f"clips complete, {len(encoders)} cut short, {unreached} not reached "
-                    f"({type(exc).__name__}: {exc})"
-                )
-                video.errors["decode"] = message
-                logger.warning("%s: %s", uri, message)
+            except av.error.FFmpegError as exc:  # the container cannot be read on: the rest is lost
+                damage.stopped = f"reading stopped at {video_t:.2f} s ({type(exc).__name__}: {exc})"
                 for enc in encoders.values():
-                    enc.clip.errors["decode"] = f"clip cut short: the stream is damaged {where}"
+                    enc.clip.errors["decode"] = (
+                        f"clip cut short: the file cannot be read past {video_t:.2f} s"
+                    )
             for enc in encoders.values():
-                enc.clip.encoded_data = enc.close()
+                enc.clip.encoded_data = enc.close(cut_short=True)  # the stream ended inside the clip
+            report = damage.summary(decoded)
+            if report and "decode" not in video.errors:  # (shot detection reported it for the whole file)
+                where = f" (segment {seg_start:.2f}-{seg_end:.2f} s)" if video.segment else ""
+                video.errors["decode"] = report + where
+                logger.warning("%s: %s", uri, video.errors["decode"])
 
 
 class _ClipEncoder:
@@ -231,6 +251,8 @@ class _ClipEncoder:
         self.opened = False
         self.frames = 0
         self.last_pts = -1
+        self.last_t = -math.inf  # source PTS of the last frame added
+        self.frame_s = float(1 / rate)
         options = {}
         if stage.encoder in ENCODERS_WITH_CRF:
             options["crf"] = str(stage.crf)
@@ -287,9 +309,9 @@ class _ClipEncoder:
             self.next_t = (
                 max(self.next_t + self.min_step, t) if self.next_t > -math.inf else t + self.min_step
             )
-        if self.target_height and frame.height != self.target_height:
-            width = max(2, round(frame.width * self.target_height / frame.height / 2) * 2)
-            out = frame.reformat(width=width, height=self.target_height, format="yuv420p")
+        width, height = _even_size(frame.width, frame.height, self.target_height)
+        if (width, height) != (frame.width, frame.height):
+            out = frame.reformat(width=width, height=height, format="yuv420p")
         elif frame.format.name != "yuv420p":
             out = frame.reformat(format="yuv420p")
         else:
@@ -308,8 +330,16 @@ class _ClipEncoder:
         for packet in self.stream.encode(out):
             self.container.mux(packet)
         self.frames += 1
+        self.last_t = max(self.last_t, t)
 
-    def close(self) -> bytes | None:
+    def close(self, cut_short: bool = False) -> bytes | None:
+        """The finished MP4. `cut_short`: the clip ends early (damage); its span becomes what the media
+        holds, so the row states the real duration."""
+        if cut_short and self.frames:
+            start, end = self.clip.span
+            media_end = self.last_t + self.frame_s
+            if media_end < end - self.frame_s / 2:
+                self.clip.span = (start, round(media_end, 6))
         if not self.opened:
             self.container.close()
             return None
@@ -322,6 +352,15 @@ class _ClipEncoder:
         self.container.close()
         self.clip.metadata["num_frames"] = self.frames
         return self.buffer.getvalue()
+
+
+def _even_size(width: int, height: int, target_height: int | None) -> tuple[int, int]:
+    """The output size: `target_height` (aspect kept) or the source's, each side even (yuv420p needs it;
+    641x361 becomes 640x360: one pixel less, by scaling)."""
+    if target_height and height != target_height:
+        width = round(width * target_height / height)
+        height = target_height
+    return max(2, width // 2 * 2), max(2, height // 2 * 2)
 
 
 def _parse_bitrate(text: str) -> int:

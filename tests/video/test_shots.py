@@ -114,3 +114,32 @@ def test_cli_runs_the_named_detector(three_shots, capsys):
     assert main(["shots", str(three_shots), "--detector", "transnetv2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [t["start_frame"] for t in out["transitions"]] == [48, 96]
+
+
+def test_streaming_detection_in_windows_finds_what_a_pass_over_the_whole_video_finds(shared_videos):
+    """A file is decided window by window (bounded memory); small windows must change nothing, on every
+    annotated video (laion_slides_122s is 3678 frames: 13 windows of 300 here, 2 by default)."""
+    from curator_core.video.shots import decode_small
+
+    videos = sorted(p for p in shared_videos.iterdir() if p.suffix in (".mp4", ".webm"))
+    assert any(p.name == "laion_slides_122s.mp4" for p in videos)
+    for video in videos:
+        whole = ContentShotDetector().detect_small(decode_small(str(video)))
+        windowed = ContentShotDetector(chunk_frames=300).detect_path(str(video))
+        assert [(t.kind, t.start_frame, t.end_frame) for t in windowed.transitions] == [
+            (t.kind, t.start_frame, t.end_frame) for t in whole
+        ], video.name
+
+
+def test_a_window_never_holds_more_than_its_size(three_shots, monkeypatch):
+    seen = []
+    original = ContentShotDetector.detect_small
+
+    def recording(self, small, at_start=True, at_end=True):
+        seen.append(len(small.y))
+        return original(self, small, at_start, at_end)
+
+    monkeypatch.setattr(ContentShotDetector, "detect_small", recording)
+    result = ContentShotDetector(chunk_frames=20, context_frames=10).detect_path(str(three_shots))
+    assert len(seen) > 3 and max(seen) <= 20 + 2 * 10  # 144 frames in windows of at most 40
+    assert [t.start_frame for t in result.transitions] == [48, 96]
