@@ -66,6 +66,11 @@ class FailedTask:
     message: str
     traceback: str = ""
     task: Any = None  # the input task as it entered the failing stage, when it could be kept
+    source: str | None = None  # the input file it came from, when known (a report names it, not the id)
+
+    def __post_init__(self) -> None:
+        if self.source is None:
+            self.source = getattr(getattr(self.task, "data", None), "input_path", None)
 
     def __str__(self) -> str:
         return f"[{self.stage}] task {self.task_id}: {self.error_type}: {self.message}"

@@ -32,7 +32,7 @@ from curator_core.executors.base import Executor, RunResult, StageRunner, collec
 from curator_core.resources import Resources
 from curator_core.stage import NodeInfo, ProcessingStage, WorkerMetadata, fans_out_hint
 from curator_core.storage import STORAGE_ENV
-from curator_core.tasks import Task
+from curator_core.tasks import FailedTask, Task
 
 logger = logging.getLogger(__name__)
 
@@ -297,10 +297,75 @@ def _setup_on_node_once(stage: ProcessingStage, key: str, node: NodeInfo, metada
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+class CrashLedger:
+    """The tasks each operator has begun and not yet finished, kept by one small actor per run.
+
+    A worker process that dies (a native crash in a decoder, the out-of-memory killer) takes its block
+    with it; Ray retries the block, and when every attempt dies, Ray Data drops it (max_errored_blocks)
+    instead of failing the whole run. The tasks still open here at the end are the ones lost that way,
+    and the run reports each as a failed input naming its file. Only tasks in flight are held.
+    """
+
+    def __init__(self) -> None:
+        self.open: dict[tuple[str, str], list] = {}  # (operator, task id) -> [source, attempts, in block]
+
+    def begin(self, operator: str, entries: list[tuple[str, str | None]]) -> None:
+        for task_id, source in entries:
+            entry = self.open.setdefault((operator, task_id), [source, 0, len(entries)])
+            entry[1] += 1
+
+    def end(self, operator: str, task_ids: list[str]) -> None:
+        for task_id in task_ids:
+            self.open.pop((operator, task_id), None)
+
+    def lost(self) -> list[tuple[str, str, str | None, int, int]]:
+        return [(op, task_id, *entry) for (op, task_id), entry in sorted(self.open.items())]
+
+
+def _tracked(ledger: Any, operator: str, items: list[Any], run: Any) -> list[Any]:
+    """`run(items)` with the tasks among them entered in the ledger before and struck off after (two
+    short calls per block)."""
+    if ledger is None:
+        return run(items)
+    import ray
+
+    entries = [(t.task_id, getattr(t.data, "input_path", None)) for t in items if isinstance(t, Task)]
+    ray.get(ledger.begin.remote(operator, entries))
+    out = run(items)
+    ray.get(ledger.end.remote(operator, [task_id for task_id, _ in entries]))
+    return out
+
+
+def lost_task_failures(lost: list[tuple[str, str, str | None, int, int]]) -> list[FailedTask]:
+    """One failed-task record per task whose worker died on every attempt."""
+    failures = []
+    for operator, task_id, source, attempts, in_block in lost:
+        what = source or f"task {task_id}"
+        company = f", in a block of {in_block} tasks" if in_block > 1 else ""
+        failures.append(
+            FailedTask(
+                stage=operator,
+                task_id=task_id,
+                dataset_name="",
+                error_type="WorkerCrashedError",
+                message=f"worker crashed while processing {what} ({attempts} attempts{company})",
+                source=source,
+            )
+        )
+    return failures
+
+
 class _StageActor:
     """Ray Data callable class: one instance per actor, holding one set-up copy of the stage."""
 
-    def __init__(self, stage: ProcessingStage, node_setup_key: str, num_cpus: float, num_gpus: float):
+    def __init__(
+        self,
+        stage: ProcessingStage,
+        node_setup_key: str,
+        num_cpus: float,
+        num_gpus: float,
+        ledger: Any = None,
+    ):
         import ray
 
         ctx = ray.get_runtime_context()
@@ -315,9 +380,11 @@ class _StageActor:
         stage.setup(metadata)
         self.stage = stage
         self.runner = StageRunner(stage, metadata)
+        self.ledger = ledger
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"item": _pack(self.runner.run(_unpack(batch["item"])))}
+        items = _unpack(batch["item"])
+        return {"item": _pack(_tracked(self.ledger, self.stage.name, items, self.runner.run))}
 
     def __del__(self) -> None:
         stage = getattr(self, "stage", None)
@@ -369,30 +436,36 @@ def _fusable(stage: ProcessingStage, plan: StagePlan) -> bool:
     return not needs_actor(stage) and not plan.num_gpus and not plan.resources
 
 
-def _task_function(stages: list[ProcessingStage], num_gpus: float) -> Any:
+def _task_function(stages: list[ProcessingStage], num_gpus: float, ledger: Any = None) -> Any:
     """A Ray Data task function running `stages` one after the other, named after them."""
+    operator = "+".join(stage.name for stage in stages)
 
     def run_stages(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import ray
 
         ctx = ray.get_runtime_context()
-        items = _unpack(batch["item"])
-        for stage in stages:
-            metadata = WorkerMetadata(
-                worker_id=ctx.get_worker_id(),
-                node_id=ctx.get_node_id(),
-                num_cpus=float(stage.resources.cpus),
-                num_gpus=num_gpus,
-            )
-            items = StageRunner(stage, metadata).run(items)
-        return {"item": _pack(items)}
+
+        def run(items: list[Any]) -> list[Any]:
+            for stage in stages:
+                metadata = WorkerMetadata(
+                    worker_id=ctx.get_worker_id(),
+                    node_id=ctx.get_node_id(),
+                    num_cpus=float(stage.resources.cpus),
+                    num_gpus=num_gpus,
+                )
+                items = StageRunner(stage, metadata).run(items)
+            return items
+
+        return {"item": _pack(_tracked(ledger, operator, _unpack(batch["item"]), run))}
 
     label = "+".join("".join(ch if ch.isalnum() else "_" for ch in stage.name) for stage in stages)
     run_stages.__name__ = run_stages.__qualname__ = f"Stage_{label}"
     return run_stages
 
 
-def _actor_class(stage: ProcessingStage, setup_key: str, num_cpus: float, num_gpus: float) -> type:
+def _actor_class(
+    stage: ProcessingStage, setup_key: str, num_cpus: float, num_gpus: float, ledger: Any = None
+) -> type:
     """A zero-argument actor class bound to `stage`, named after it (Ray Data shows the name).
 
     Binding by closure instead of constructor arguments keeps the stage out of the object store, where
@@ -401,7 +474,7 @@ def _actor_class(stage: ProcessingStage, setup_key: str, num_cpus: float, num_gp
 
     class BoundStageActor(_StageActor):
         def __init__(self) -> None:
-            super().__init__(stage, setup_key, num_cpus, num_gpus)
+            super().__init__(stage, setup_key, num_cpus, num_gpus, ledger)
 
     label = "".join(ch if ch.isalnum() else "_" for ch in stage.name)
     BoundStageActor.__name__ = BoundStageActor.__qualname__ = f"Stage_{label}"
@@ -531,6 +604,9 @@ class RayExecutor(Executor):
             detectors.high_memory_detector_config.detection_time_interval_s = -1
         ray_scheduling.configure(ctx, self.scheduling_poll_s)
         ctx.log_internal_stack_trace_to_stdout = False
+        # A block whose worker died on every retry is dropped, not the run: the ledger names its tasks.
+        ctx.max_errored_blocks = -1
+        ledger = ray.remote(num_cpus=0, max_restarts=0)(CrashLedger).remote()
 
         rows_per_block = self._rows_per_block(len(initial_tasks), cluster.get("CPU", 1.0))
         num_blocks = max(1, math.ceil(len(initial_tasks) / rows_per_block))
@@ -545,10 +621,12 @@ class RayExecutor(Executor):
                 # Ray 2.60 deprecates **ray_remote_args but has no named parameter for restarts yet.
                 warnings.simplefilter("ignore", DeprecationWarning)
                 if needs_actor(stage):
-                    ds = self._map_actor_stage(ray, ds, stage, plan, f"{run_key}-{group[0]}", rows_per_block)
+                    ds = self._map_actor_stage(
+                        ray, ds, stage, plan, f"{run_key}-{group[0]}", rows_per_block, ledger
+                    )
                 else:
                     ds = self._map_task_stages(
-                        ray, ds, [stages[i] for i in group], [plans[i] for i in group], rows_per_block
+                        ray, ds, [stages[i] for i in group], [plans[i] for i in group], rows_per_block, ledger
                     )
             stage = stages[group[-1]]
             if fans_out_hint(stage) is not False:
@@ -557,10 +635,14 @@ class RayExecutor(Executor):
             if self.execution_mode == "batch":
                 ds = ds.materialize()
         items = []
-        for row in ds.iter_rows():  # as take_all does, handing each finished task on as it arrives
-            item = _unpack([row["item"]])[0]
-            self._emit([item])
-            items.append(item)
+        try:
+            for row in ds.iter_rows():  # as take_all does, handing each finished task on as it arrives
+                item = _unpack([row["item"]])[0]
+                self._emit([item])
+                items.append(item)
+            items += lost_task_failures(ray.get(ledger.lost.remote()))
+        finally:
+            ray.kill(ledger)
         return collect(
             items,
             [s.name for s in stages],
@@ -578,10 +660,17 @@ class RayExecutor(Executor):
         return max(1, math.ceil(num_tasks / max(1.0, cluster_cpus * BLOCKS_PER_CPU)))
 
     def _map_actor_stage(
-        self, ray: Any, ds: Any, stage: ProcessingStage, plan: StagePlan, setup_key: str, rows_per_block: int
+        self,
+        ray: Any,
+        ds: Any,
+        stage: ProcessingStage,
+        plan: StagePlan,
+        setup_key: str,
+        rows_per_block: int,
+        ledger: Any,
     ) -> Any:
         return ds.map_batches(
-            _actor_class(stage, setup_key, float(stage.resources.cpus), plan.num_gpus),
+            _actor_class(stage, setup_key, float(stage.resources.cpus), plan.num_gpus, ledger),
             compute=ray.data.ActorPoolStrategy(
                 min_size=plan.min_workers,
                 max_size=plan.max_workers,
@@ -600,7 +689,13 @@ class RayExecutor(Executor):
         )
 
     def _map_task_stages(
-        self, ray: Any, ds: Any, stages: list[ProcessingStage], plans: list[StagePlan], rows_per_block: int
+        self,
+        ray: Any,
+        ds: Any,
+        stages: list[ProcessingStage],
+        plans: list[StagePlan],
+        rows_per_block: int,
+        ledger: Any,
     ) -> Any:
         plan = replace(
             plans[0],
@@ -608,7 +703,7 @@ class RayExecutor(Executor):
             max_workers=min(p.max_workers for p in plans),
         )
         return ds.map_batches(
-            _task_function(stages, plan.num_gpus),
+            _task_function(stages, plan.num_gpus, ledger),
             compute=ray.data.TaskPoolStrategy(size=plan.max_workers),
             max_retries=self.max_worker_restarts,
             **self._map_args(stages, plan, rows_per_block),

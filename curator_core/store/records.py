@@ -160,7 +160,7 @@ def failure_rows(result: RunResult, lineage: Lineage) -> list[dict]:
                     }
                 )
     for failure in result.failures:
-        source = getattr(getattr(failure.task, "data", None), "input_path", None)
+        source = failure.source
         rows.append(
             {
                 "row_id": f"{lineage.pipeline}:{failure.stage}:{failure.task_id}",

@@ -52,7 +52,7 @@ def run_summary(result: RunResult) -> dict:
     for failure in result.failures:
         failed.append(
             {
-                "source": getattr(getattr(failure.task, "data", None), "input_path", None) or failure.task_id,
+                "source": failure.source or failure.task_id,
                 "stage": failure.stage,
                 "reason": f"{failure.error_type}: {failure.message}",
             }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,4 +208,18 @@ class PidStage(ProcessingStage[NumTask, NumTask]):
     def process(self, task):
         time.sleep(self.seconds)
         task.metadata["pid"] = os.getpid()
+        return task
+
+
+@dataclass
+class CrashOnSourceStage(ProcessingStage):
+    """SIGKILLs its own worker process (as a native crash or the OOM killer would) on every attempt at a
+    video whose path contains `victim`; passes the others on."""
+
+    victim: str = "crash"
+    name: str = "crash_on_source"
+
+    def process(self, task):
+        if self.victim in task.data.input_path:
+            os.kill(os.getpid(), signal.SIGKILL)
         return task

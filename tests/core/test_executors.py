@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -255,3 +256,22 @@ def test_the_local_clusters_token_file_is_readable_by_its_owner_only(tmp_path, m
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
     _private_token_file()
     assert token.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_video_whose_worker_always_dies_is_a_failed_input_and_the_rest_completes(
+    ray_cluster, tmp_path, three_shots
+):
+    from curator_core.video.reader import VideoReader
+    from curator_core.video.report import run_summary
+    from tests.core.stages import CrashOnSourceStage
+
+    for name in ("a.mp4", "crash me.mp4", "c.mp4"):
+        (tmp_path / name).write_bytes(three_shots.read_bytes())
+    pipeline = Pipeline("p", [VideoReader(str(tmp_path)), CrashOnSourceStage(victim="crash me")])
+    result = pipeline.execute(RayExecutor(max_worker_restarts=1))
+    assert sorted(Path(t.data.input_path).name for t in result.outputs) == ["a.mp4", "c.mp4"]
+    (failure,) = result.failures
+    crashed = str(tmp_path / "crash me.mp4")
+    assert failure.source == crashed and failure.error_type == "WorkerCrashedError"
+    assert f"worker crashed while processing {crashed} (2 attempts)" in failure.message
+    assert [f["source"] for f in run_summary(result)["failed"]] == [crashed]
