@@ -49,6 +49,7 @@ from curator_core.video.pipelines import CurationOptions, caption_stages, embedd
 from curator_core.video.preview import thumbnail_jpeg
 from curator_core.video.reader import READ_ERROR, VideoReader
 from curator_core.video.stored_clips import StoredClipReader
+from curator_core.video.writer import prune_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -281,6 +282,12 @@ def _clips(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
         "clips": store.write_clips(batch_key, rows),
         "failures": _write_failures(store, failure_table, lineage),
     }
+    # Once committed, what this run no longer produces goes: media of an earlier run with other settings
+    # (or of a killed one), and the derived rows of clips that no longer exist.
+    written = [row[c] for row in rows for c in ("media_uri", "preview_uri")]
+    written += [t.metadata.get(key) for t in tasks for key in ("clips_table", "video_summary")]
+    removed = {"files": prune_outputs(output_root, written)}
+    removed.update(store.delete_stale_clip_rows(batch_key, {row["uuid"] for row in rows}))
     gallery = write_gallery(store, batch_key, settings.output_root)
     durations: dict[str, float] = {}
     for task in tasks:
@@ -310,7 +317,7 @@ def _clips(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
         sum(durations.values()),
         preview,
         [],
-        details=_gallery_details(gallery, output_root),
+        details={**_gallery_details(gallery, output_root), "stale_outputs_removed": removed},
     )
 
 

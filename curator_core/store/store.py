@@ -28,6 +28,8 @@ from curator_core.store import schemas
 logger = logging.getLogger(__name__)
 
 EMBEDDINGS_PREFIX = "clip_embeddings__"
+CLIP_DERIVED_TABLES = ("clip_captions", "clip_duplicates")  # rows keyed by a clip's uuid (with embeddings)
+DELETE_CHUNK = 1000  # uuids per delete predicate
 
 
 class SchemaMismatchError(RuntimeError):
@@ -203,6 +205,25 @@ class ClipStore:
         count = table.count_rows(f"batch_key = {sql_literal(batch_key)}")
         table.delete(f"batch_key = {sql_literal(batch_key)}")
         return count
+
+    def delete_stale_clip_rows(self, batch_key: str, uuids: set[str]) -> dict[str, int]:
+        """Rows of the tables derived from clips (embeddings, captions, duplicates) whose clip is no longer
+        among the batch's `uuids`: after `clips` is re-made with other settings, nothing points at a clip
+        that does not exist. Returns the rows deleted per table."""
+        deleted: dict[str, int] = {}
+        batch = f"batch_key = {sql_literal(batch_key)}"
+        for name in self.table_names():
+            if not (name.startswith(EMBEDDINGS_PREFIX) or name in CLIP_DERIVED_TABLES):
+                continue
+            table = self.db.open_table(name)
+            have = table.search().where(batch).select(["uuid"]).limit(None).to_arrow().column("uuid")
+            stale = sorted(set(have.to_pylist()) - uuids)
+            for start in range(0, len(stale), DELETE_CHUNK):
+                chunk = ", ".join(sql_literal(u) for u in stale[start : start + DELETE_CHUNK])
+                table.delete(f"{batch} AND uuid IN ({chunk})")
+            if stale:
+                deleted[name] = len(stale)
+        return deleted
 
     def delete_batch(self, batch_key: str) -> dict[str, int]:
         """Remove a batch's rows from every table and its clip media files."""

@@ -8,15 +8,19 @@ Layout (no part of a path comes from user file names):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curator_core.atomic import write_atomic
 from curator_core.resources import Resources
 from curator_core.stage import ProcessingStage
 from curator_core.tasks import Clip, Video, VideoTask
@@ -42,6 +46,10 @@ CLIP_SCHEMA = pa.schema(
 )
 
 
+WRITE_ERROR = "write"
+OUTPUT_FOLDERS = ("clips", "previews", "metadata")  # what ClipWriterStage writes under an output root
+
+
 def _join(root: str, *parts: str) -> str:
     return posixpath.join(root.rstrip("/"), *parts)
 
@@ -60,31 +68,50 @@ class ClipWriterStage(ProcessingStage[VideoTask, VideoTask]):
         return [], ["input_path"]
 
     def process(self, task: VideoTask) -> VideoTask:
+        """Every file appears under its final name only when complete (atomic_open). A video whose media
+        cannot be written (a full disk, a refused upload) keeps nothing half-written: what it wrote is
+        removed, its clips become filtered with the reason, and the video records the failure."""
         video = task.data
         fs, root = fsspec.core.url_to_fs(self.output_root)
-        for clip in video.clips:
-            self._write_media(fs, root, clip)
+        written: list[str] = []
+        try:
+            for clip in video.clips:
+                written += self._write_media(root, fs, clip)
+        except OSError as exc:
+            for uri in written:
+                with contextlib.suppress(OSError):
+                    fs.rm(uri)
+            reason = f"writing the clip media failed ({type(exc).__name__}: {exc})"
+            video.errors[WRITE_ERROR] = reason
+            for clip in video.clips:
+                clip.errors[WRITE_ERROR] = reason
+                clip.encoded_data = None
+                for key in ("media_uri", "media_bytes", "preview_uri"):
+                    clip.metadata.pop(key, None)
+            video.filtered_clips.extend(video.clips)
+            video.clips = []
         video_id = source_id(video.input_path)
         suffix = f".seg{video.segment[0]}" if video.segment else ""
         rows = [self._row(c, video_id, True) for c in video.clips]
         rows += [self._row(c, video_id, False) for c in video.filtered_clips]
         clips_path = _join(root, "metadata", "clips", f"{video_id}{suffix}.parquet")
-        fs.makedirs(posixpath.dirname(clips_path), exist_ok=True)
-        with fs.open(clips_path, "wb") as handle:
-            pq.write_table(pa.Table.from_pylist(rows, schema=CLIP_SCHEMA), handle)
+        table = io.BytesIO()  # one video's rows: small
+        pq.write_table(pa.Table.from_pylist(rows, schema=CLIP_SCHEMA), table)
+        write_atomic(_uri(fs, clips_path), table.getvalue())
         summary_path = _join(root, "metadata", "videos", f"{video_id}{suffix}.json")
-        fs.makedirs(posixpath.dirname(summary_path), exist_ok=True)
-        with fs.open(summary_path, "w") as handle:
-            json.dump(self._summary(video, video_id, clips_path), handle, indent=2)
+        summary = json.dumps(self._summary(video, video_id, clips_path), indent=2)
+        write_atomic(_uri(fs, summary_path), summary.encode())
         task.metadata["clips_table"] = clips_path
         task.metadata["video_summary"] = summary_path
         return task
 
-    def _write_media(self, fs, root: str, clip: Clip) -> None:
+    def _write_media(self, root: str, fs, clip: Clip) -> list[str]:
+        """Writes the clip's media and preview; returns the paths written."""
+        written = []
         if clip.encoded_data:
             path = _join(root, "clips", f"{clip.uuid}.mp4")
-            fs.makedirs(posixpath.dirname(path), exist_ok=True)
-            fs.pipe_file(path, clip.encoded_data)
+            write_atomic(_uri(fs, path), clip.encoded_data)
+            written.append(path)
             clip.metadata["media_uri"] = _uri(fs, path)
             clip.metadata["media_bytes"] = len(clip.encoded_data)
             if self.drop_media_after_write:
@@ -92,9 +119,10 @@ class ClipWriterStage(ProcessingStage[VideoTask, VideoTask]):
         preview = clip.metadata.pop("preview_webp", None)
         if preview:
             path = _join(root, "previews", f"{clip.uuid}.webp")
-            fs.makedirs(posixpath.dirname(path), exist_ok=True)
-            fs.pipe_file(path, preview)
+            write_atomic(_uri(fs, path), preview)
+            written.append(path)
             clip.metadata["preview_uri"] = _uri(fs, path)
+        return written
 
     @staticmethod
     def _row(clip: Clip, video_id: str, kept: bool) -> dict:
@@ -132,3 +160,19 @@ class ClipWriterStage(ProcessingStage[VideoTask, VideoTask]):
 def _uri(fs, path: str) -> str:
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
+
+
+def prune_outputs(output_root: str, keep: Iterable[str | None]) -> int:
+    """Remove the files under the writer's folders of `output_root` that are not in `keep` (URIs or
+    paths of what the run wrote): what a run with other settings, or a killed one, left behind. Call it
+    once the run's rows are committed. Returns how many files it removed."""
+    fs, root = fsspec.core.url_to_fs(output_root)
+    wanted = {fs._strip_protocol(uri) for uri in keep if uri}
+    stale: list[str] = []
+    for folder in OUTPUT_FOLDERS:
+        path = _join(root, folder)
+        if fs.exists(path):
+            stale += [p for p in fs.find(path) if fs._strip_protocol(p) not in wanted]
+    if stale:
+        fs.rm(stale)
+    return len(stale)
