@@ -16,6 +16,7 @@ import hashlib
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -95,6 +96,7 @@ def ensure_ray(
             # lancedb warns in every forked child; ray.init forks only to exec Ray's own binaries, which
             # never run lancedb code, so the warning (inherited by the child through the filter) is moot.
             warnings.filterwarnings("ignore", "lancedb fork support", RuntimeWarning)
+            prune_dead_sessions(project_ray_tmpdir())
             context = ray.init(
                 address="local",
                 num_cpus=num_cpus,
@@ -115,6 +117,24 @@ def ensure_ray(
 
 
 _DASHBOARD_URL: str | None = None
+
+
+def prune_dead_sessions(temp_dir: str) -> list[str]:
+    """Remove the session directories of clusters that no longer run from the private cluster's temp dir
+    (one is left per run otherwise). A session is alive while a process has one of its unix sockets
+    bound (/proc/net/unix lists them); the newest dead one is kept, for its logs."""
+    root = Path(temp_dir)
+    try:
+        bound = Path("/proc/net/unix").read_text()
+    except OSError:
+        return []  # no way to tell what is alive here: keep everything
+    sessions = sorted(p for p in root.glob("session_*") if p.is_dir() and not p.is_symlink())
+    dead = [p for p in sessions if f"{p}/" not in bound]
+    removed = []
+    for session in dead[:-1]:
+        shutil.rmtree(session, ignore_errors=True)
+        removed.append(str(session))
+    return removed
 
 
 def _private_token_file() -> None:
@@ -282,9 +302,20 @@ def _unpack(column: Iterable[bytes]) -> list[Any]:
     return [cloudpickle.loads(blob) for blob in column]
 
 
+def _node_session_dir() -> Path:
+    """This node's Ray session directory (removed with the session), or the temp dir outside Ray."""
+    try:
+        import ray._private.worker as ray_worker
+
+        return Path(ray_worker.global_worker.node.get_session_dir_path())
+    except (AttributeError, ImportError):
+        return Path(tempfile.gettempdir())
+
+
 def _setup_on_node_once(stage: ProcessingStage, key: str, node: NodeInfo, metadata: WorkerMetadata) -> None:
-    """Run `stage.setup_on_node` once per node and run, whichever actor gets there first."""
-    lock_dir = Path(tempfile.gettempdir()) / "curator-node-setup"
+    """Run `stage.setup_on_node` once per node and run, whichever actor gets there first. The lock and
+    marker files live in the node's session directory, so they go when the session does."""
+    lock_dir = _node_session_dir() / "curator-node-setup"
     lock_dir.mkdir(parents=True, exist_ok=True)
     done = lock_dir / f"{key}.done"
     with open(lock_dir / f"{key}.lock", "w") as lock:
@@ -308,6 +339,7 @@ class CrashLedger:
 
     def __init__(self) -> None:
         self.open: dict[tuple[str, str], list] = {}  # (operator, task id) -> [source, attempts, in block]
+        self.retried = 0  # tasks that finished on a later attempt, after their worker died
 
     def begin(self, operator: str, entries: list[tuple[str, str | None]]) -> None:
         for task_id, source in entries:
@@ -316,10 +348,16 @@ class CrashLedger:
 
     def end(self, operator: str, task_ids: list[str]) -> None:
         for task_id in task_ids:
-            self.open.pop((operator, task_id), None)
+            entry = self.open.pop((operator, task_id), None)
+            if entry is not None and entry[1] > 1:
+                self.retried += 1
 
     def lost(self) -> list[tuple[str, str, str | None, int, int]]:
         return [(op, task_id, *entry) for (op, task_id), entry in sorted(self.open.items())]
+
+    def faults(self) -> dict[str, int]:
+        """What worker deaths cost the run: tasks retried and finished, and tasks lost."""
+        return {"retried_tasks": self.retried, "lost_tasks": len(self.open)}
 
 
 def _tracked(ledger: Any, operator: str, items: list[Any], run: Any) -> list[Any]:
@@ -641,14 +679,18 @@ class RayExecutor(Executor):
                 self._emit([item])
                 items.append(item)
             items += lost_task_failures(ray.get(ledger.lost.remote()))
+            faults = ray.get(ledger.faults.remote())
         finally:
             ray.kill(ledger)
-        return collect(
-            items,
-            [s.name for s in stages],
-            time.perf_counter() - t0,
-            self.startup_time_s,
-        )
+        result = collect(items, [s.name for s in stages], time.perf_counter() - t0, self.startup_time_s)
+        result.faults = faults
+        if faults["retried_tasks"] or faults["lost_tasks"]:
+            logger.warning(
+                "worker processes died: %d tasks retried and finished, %d lost",
+                faults["retried_tasks"],
+                faults["lost_tasks"],
+            )
+        return result
 
     def _rows_per_block(self, num_tasks: int, cluster_cpus: float) -> int:
         """Tasks that travel together. Every block costs a scheduling round trip (0.15-0.3 s measured

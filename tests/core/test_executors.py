@@ -87,6 +87,7 @@ def test_killed_worker_is_restarted_and_its_task_retried(ray_cluster, tmp_path):
     assert (tmp_path / "died-3").exists(), "the worker never died: the test proves nothing"
     assert sorted(t.data for t in result.outputs) == list(range(6))
     assert result.failures == []
+    assert result.faults == {"retried_tasks": 1, "lost_tasks": 0}  # survived, and said so
 
 
 def test_more_stages_than_cores_completes(ray_cluster):
@@ -99,6 +100,23 @@ def test_setup_runs_before_process_and_setup_on_node_once(ray_cluster, tmp_path)
     result = Pipeline("p", [SetupRecorderStage(record_dir=str(tmp_path))]).execute(RayExecutor(), _tasks(8))
     assert len(result.outputs) == 8 and all(t.metadata["worker"] for t in result.outputs)
     assert len(list(tmp_path.iterdir())) == 1
+    session = Path(ray_cluster._private.worker._global_node.get_session_dir_path())
+    assert list((session / "curator-node-setup").glob("*.done"))  # removed with the session, not in /tmp
+
+
+def test_dead_session_directories_are_pruned_and_the_live_one_kept(ray_cluster):
+    from curator_core.executors.ray import prune_dead_sessions
+
+    live = Path(ray_cluster._private.worker._global_node.get_session_dir_path())
+    older, old = (
+        live.parent / "session_2000-01-01_00-00-00_1_1",
+        live.parent / "session_2000-01-02_00-00-00_1_1",
+    )
+    for dead in (older, old):
+        (dead / "logs").mkdir(parents=True)
+    assert str(older) in prune_dead_sessions(str(live.parent))
+    assert live.exists() and not older.exists()
+    assert old.exists()  # the newest dead session stays, for its logs
 
 
 def test_plan_scales_cpu_requests_so_every_stage_fits():
@@ -275,3 +293,4 @@ def test_a_video_whose_worker_always_dies_is_a_failed_input_and_the_rest_complet
     assert failure.source == crashed and failure.error_type == "WorkerCrashedError"
     assert f"worker crashed while processing {crashed} (2 attempts)" in failure.message
     assert [f["source"] for f in run_summary(result)["failed"]] == [crashed]
+    assert run_summary(result)["faults"] == {"retried_tasks": 0, "lost_tasks": 1}
