@@ -48,6 +48,7 @@ from curator_core.video.model_stage import ClipModelStage
 from curator_core.video.pipelines import CurationOptions, caption_stages, embedding_stages, split_pipeline
 from curator_core.video.preview import thumbnail_jpeg
 from curator_core.video.reader import READ_ERROR, VideoReader
+from curator_core.video.results import DropWorkerDataStage
 from curator_core.video.stored_clips import StoredClipReader
 from curator_core.video.writer import prune_outputs
 
@@ -136,6 +137,7 @@ class StepSummary:
     ray_job_id: str | None = None  # set when the step ran as a submitted Ray job
     ray_dashboard: str | None = None  # the dashboard of the cluster it ran on (or of its job), when known
     details: dict[str, Any] = field(default_factory=dict)  # what is particular to the step (JSON-able)
+    faults: dict[str, int] = field(default_factory=dict)  # worker deaths: tasks retried, tasks lost
 
     @property
     def throughput(self) -> float:
@@ -161,7 +163,10 @@ def run_step(
     settings.apply_storage()
     executor = executor or RayExecutor()
     report = report or logger.info
-    return _STEP_FUNCTIONS[step](batch_key, settings, _Run(executor, report))
+    run = _Run(executor, report)
+    summary = _STEP_FUNCTIONS[step](batch_key, settings, run)
+    summary.faults = run.faults
+    return summary
 
 
 @dataclass
@@ -170,6 +175,7 @@ class _Run:
 
     executor: Any
     report: Callable[[str], None]
+    faults: dict[str, int] = field(default_factory=dict)  # summed over the step's pipelines
 
     def execute(
         self, pipeline: Pipeline, progress: Progress | None = None, skip: bool = False
@@ -188,6 +194,8 @@ class _Run:
             result = pipeline.execute(self.executor)
         finally:
             self.executor.on_output = None
+        for key, count in result.faults.items():
+            self.faults[key] = self.faults.get(key, 0) + count
         progress.finish()
         return result, time.perf_counter() - t0
 
@@ -355,7 +363,7 @@ def _model_notes(models: dict[str, str], directory: str) -> list[str]:
 def _clip_embeddings(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     o = settings.options
     directory = registry.location(o.model_dir)
-    stages = [StoredClipReader(settings.store_uri, batch_key), *embedding_stages(o)]
+    stages = [StoredClipReader(settings.store_uri, batch_key), *embedding_stages(o), DropWorkerDataStage()]
     models = _models(stages)
     model_id = models["embedding"]
     store = ClipStore(settings.store_uri)
@@ -395,7 +403,7 @@ def _clip_embeddings(batch_key: str, settings: BatchSettings, run: _Run) -> Step
 def _clip_captions(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     o = settings.options
     directory = registry.location(o.model_dir)
-    stages = [StoredClipReader(settings.store_uri, batch_key), *caption_stages(o)]
+    stages = [StoredClipReader(settings.store_uri, batch_key), *caption_stages(o), DropWorkerDataStage()]
     models = _models(stages)
     store = ClipStore(settings.store_uri)
     progress = _stored_clip_progress("clip_captions", store, batch_key, run.report)

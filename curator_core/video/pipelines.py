@@ -18,6 +18,7 @@ from curator_core.video.motion import MotionFilterStage
 from curator_core.video.options import CurationOptions
 from curator_core.video.preview import PreviewStage
 from curator_core.video.reader import VideoReader
+from curator_core.video.results import DropWorkerDataStage
 from curator_core.video.splitting import FixedStrideSplittingStage, ShotSplittingStage
 from curator_core.video.transcoding import ClipTranscodingStage
 from curator_core.video.writer import ClipWriterStage
@@ -58,7 +59,7 @@ def split_pipeline(inputs: list[str], output_root: str, options: CurationOptions
         stages += embedding_stages(o)
     if o.caption:
         stages += caption_stages(o)
-    stages.append(ClipWriterStage(output_root=output_root))
+    stages += [ClipWriterStage(output_root=output_root), DropWorkerDataStage()]
     return Pipeline(
         "split_transcode", stages, description="read, split, transcode, motion filter, preview, write"
     )

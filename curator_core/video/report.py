@@ -63,5 +63,6 @@ def run_summary(result: RunResult) -> dict:
         "filtered": filtered,
         "failed": failed,
         "stages": {name: vars(stats) for name, stats in result.stage_stats.items()},
+        "faults": result.faults,
         "wall_time_s": round(result.wall_time_s, 3),
     }
