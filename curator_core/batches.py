@@ -36,7 +36,6 @@ from curator_core.store.records import (
     embedding_rows,
     failure_rows,
     params_hash,
-    safe_content_hash,
     video_rows,
 )
 from curator_core.store.store import embeddings_table_name, sql_literal
@@ -278,7 +277,7 @@ def _clips(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     result, seconds = run.execute(pipeline, Progress("clips", run.report, total=listed or None))
     lineage = _lineage("clips", batch_key, options)
     tasks = _video_tasks(result)
-    hashes = {p: safe_content_hash(p) for p in {t.data.input_path for t in tasks}}
+    hashes = {t.data.input_path: t.data.content_hash for t in tasks}  # read by the workers
     rows = clip_rows(tasks, lineage, hashes)
     unreadable = store.rows(
         "videos", f"batch_key = {sql_literal(batch_key)} AND status = 'failed'", ["source_uri"]

@@ -193,6 +193,7 @@ class Video:
     errors: dict[str, str] = field(default_factory=dict)
     # Clips whose spans were assigned to this task when a long video is split across workers.
     segment: tuple[int, int] | None = None
+    content_hash: str | None = None  # of the input file (size, first and last MiB), read on the worker
 
     @property
     def input_video(self) -> str:

@@ -8,15 +8,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import fsspec
 from pydantic import BaseModel
 
 from curator_core.executors.base import RunResult
 from curator_core.store.store import ClipStore, sql_literal
 from curator_core.tasks import Clip, VideoTask
 from curator_core.video.io import source_id
-
-HASH_SAMPLE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -60,27 +57,6 @@ def params_hash(*configs: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def content_hash(uri: str) -> str:
-    """sha256 of the size and the first and last MiB: identifies a file's content without reading
-    gigabytes (a change in the middle only is not seen; full hashes belong in the ingest system)."""
-    fs, path = fsspec.core.url_to_fs(uri)
-    size = int(fs.size(path) or 0)
-    digest = hashlib.sha256(str(size).encode())
-    with fs.open(path, "rb") as handle:
-        digest.update(handle.read(HASH_SAMPLE_BYTES))
-        if size > 2 * HASH_SAMPLE_BYTES:
-            handle.seek(size - HASH_SAMPLE_BYTES)
-            digest.update(handle.read(HASH_SAMPLE_BYTES))
-    return digest.hexdigest()[:32]
-
-
-def safe_content_hash(uri: str) -> str | None:
-    try:
-        return content_hash(uri)
-    except (OSError, ValueError):
-        return None
-
-
 def video_rows(tasks: list[VideoTask], lineage: Lineage) -> list[dict]:
     """One row per input video (its segments merged)."""
     merged: dict[str, dict] = {}
@@ -95,7 +71,7 @@ def video_rows(tasks: list[VideoTask], lineage: Lineage) -> list[dict]:
                 "metadata_json": json.dumps(dataclasses.asdict(video.metadata)) if video.metadata else None,
                 "num_clips": 0,
                 "_errors": {},
-                **lineage.columns(video.input_path, safe_content_hash(video.input_path)),
+                **lineage.columns(video.input_path, video.content_hash),
             }
         row["num_clips"] += len(video.clips)
         row["_errors"].update(video.errors)

@@ -10,6 +10,7 @@ commit is retried.
 from __future__ import annotations
 
 import logging
+import posixpath
 import random
 import re
 import time
@@ -179,13 +180,13 @@ class ClipStore:
 
     def write_clips(self, batch_key: str, rows: list[dict]) -> int:
         """Clip rows, after checking that every media file they point at exists (no dangling rows)."""
-        for row in rows:
-            for column in ("media_uri", "preview_uri"):
-                uri = row.get(column)
-                if uri and not _exists(uri):
-                    raise FileNotFoundError(
-                        f"clip {row.get('uuid')}: {column} {uri} does not exist; rows not written"
-                    )
+        wanted = [
+            (row.get("uuid"), c, row[c]) for row in rows for c in ("media_uri", "preview_uri") if row.get(c)
+        ]
+        present = existing(uri for _, _, uri in wanted)
+        for uuid, column, uri in wanted:
+            if uri not in present:
+                raise FileNotFoundError(f"clip {uuid}: {column} {uri} does not exist; rows not written")
         return self.replace_batch("clips", batch_key, rows, schemas.CLIPS)
 
     def write_embeddings(self, batch_key: str, model_id: str, rows: list[dict]) -> int:
@@ -369,3 +370,27 @@ def _with_created_at(rows: list[dict]) -> list[dict]:
 def _exists(uri: str) -> bool:
     fs, path = fsspec.core.url_to_fs(uri)
     return fs.exists(path)
+
+
+LIST_FROM = 8  # URIs in one folder from which one listing is cheaper than a request per file
+
+
+def existing(uris: Iterable[str]) -> set[str]:
+    """The URIs among `uris` that exist. Folders holding many of them are listed once (on object
+    storage a listing answers 1,000 keys a request) instead of one request per file: 1 M clips cost
+    about 2,000 listing requests where per-file checks took 2 M."""
+    by_folder: dict[str, list[str]] = {}
+    for uri in uris:
+        by_folder.setdefault(posixpath.dirname(uri), []).append(uri)
+    present: set[str] = set()
+    for folder, members in by_folder.items():
+        if len(members) < LIST_FROM:
+            present.update(u for u in members if _exists(u))
+            continue
+        fs, path = fsspec.core.url_to_fs(folder)
+        try:
+            listed = {fs._strip_protocol(p) for p in fs.ls(path, detail=False)}
+        except FileNotFoundError:
+            continue
+        present.update(u for u in members if fs._strip_protocol(u) in listed)
+    return present

@@ -98,6 +98,30 @@ def size_bytes(uri: str) -> int:
     return int(fs.size(path) or 0)
 
 
+HASH_SAMPLE_BYTES = 1 << 20
+
+
+def content_hash(uri: str) -> str:
+    """sha256 of the size and the first and last MiB: identifies a file's content without reading
+    gigabytes (a change in the middle only is not seen; full hashes belong in the ingest system)."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    size = int(fs.size(path) or 0)
+    digest = hashlib.sha256(str(size).encode())
+    with fs.open(path, "rb") as handle:
+        digest.update(handle.read(HASH_SAMPLE_BYTES))
+        if size > 2 * HASH_SAMPLE_BYTES:
+            handle.seek(size - HASH_SAMPLE_BYTES)
+            digest.update(handle.read(HASH_SAMPLE_BYTES))
+    return digest.hexdigest()[:32]
+
+
+def safe_content_hash(uri: str) -> str | None:
+    try:
+        return content_hash(uri)
+    except (OSError, ValueError):
+        return None
+
+
 def source_id(uri: str) -> str:
     """A stable id for an input URI, used in output names instead of user file names."""
     return hashlib.sha1(uri.encode()).hexdigest()[:16]

@@ -9,7 +9,14 @@ from typing import ClassVar
 from curator_core.resources import Resources
 from curator_core.stage import CompositeStage, ProcessingStage
 from curator_core.tasks import EmptyTask, Video, VideoTask
-from curator_core.video.io import DEFAULT_EXTENSIONS, VideoInputError, list_videos, probe, resolve_inputs
+from curator_core.video.io import (
+    DEFAULT_EXTENSIONS,
+    VideoInputError,
+    list_videos,
+    probe,
+    resolve_inputs,
+    safe_content_hash,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +77,7 @@ class VideoReaderStage(ProcessingStage[VideoTask, VideoTask]):
         video = task.data
         if READ_ERROR in video.errors:  # the listing found nothing there: already recorded
             return task
+        video.content_hash = safe_content_hash(video.input_path)  # here, in parallel, not on the driver
         try:
             video.metadata = probe(video.input_path)
         except VideoInputError as exc:

@@ -220,3 +220,39 @@ def test_cli_run_records_into_the_store_and_export_writes_parquet(ray_cluster, t
     table = pq.read_table(tmp_path / "c.parquet")
     assert table.num_rows == 3 and set(table.column("batch_key").to_pylist()) == {"b1"}
     assert main(["export", "nope", str(tmp_path / "n.parquet"), "--store", db]) == 2
+
+
+def test_existence_is_checked_by_listing_folders_that_hold_many(tmp_path):
+    from curator_core.store.store import LIST_FROM, existing
+
+    many, few = tmp_path / "clips", tmp_path / "previews"
+    many.mkdir()
+    few.mkdir()
+    present = [many / f"{i}.mp4" for i in range(LIST_FROM + 4)] + [few / "0.webp"]
+    for path in present:
+        path.write_bytes(b"x")
+    missing = [many / "gone.mp4", few / "gone.webp", tmp_path / "no-such-folder" / "x.mp4"]
+    assert existing(str(p) for p in present + missing) == {str(p) for p in present}
+
+
+def test_existence_by_listing_on_object_storage(s3_server, monkeypatch):
+    import uuid
+
+    import s3fs
+
+    from curator_core import storage
+    from curator_core.store.store import LIST_FROM, existing
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["secret"])
+    fs = s3fs.S3FileSystem(**s3_server)
+    root = f"curator/{uuid.uuid4().hex[:8]}"
+    keys = [f"{root}/clips/{i}.mp4" for i in range(LIST_FROM + 2)]
+    for key in keys:
+        fs.pipe(key, b"x")
+    storage.configure(storage.StorageConfig(endpoint_url=s3_server["endpoint_url"], region="us-east-1"))
+    try:
+        uris = [f"s3://{k}" for k in keys]
+        assert existing([*uris, f"s3://{root}/clips/gone.mp4"]) == set(uris)
+    finally:
+        storage.reset()
