@@ -222,6 +222,26 @@ class StagePlan:
     initial_workers: int
 
 
+def _shortfall(stages: list[ProcessingStage], cluster: dict, device_memory_gb: float | None) -> list[str]:
+    """What the cluster lacks to hold one worker of each stage, naming the stages."""
+    short = []
+    cpu_stages = [s.name for s in stages if s.resources.cpus > 0]
+    if cpu_stages and cluster.get("CPU", 0.0) <= 0:
+        short.append(f"no CPU for {', '.join(cpu_stages[:3])}{' ...' if len(cpu_stages) > 3 else ''}")
+    for stage in stages:
+        res: Resources = stage.resources
+        if res.requires_gpu:
+            if res.gpu_memory_gb and device_memory_gb is None and not cluster.get("GPU"):
+                short.append(f"stage {stage.name!r} needs a GPU; the cluster has 0")
+                continue
+            need = res.num_gpus(device_memory_gb)
+            if need > cluster.get("GPU", 0.0) + 1e-9:
+                short.append(
+                    f"stage {stage.name!r} needs {need:g} GPU(s) per worker; the cluster has {cluster.get('GPU', 0.0):g}"
+                )
+    return short
+
+
 def plan_stages(
     stages: list[ProcessingStage],
     cluster_cpus: float,
@@ -575,6 +595,8 @@ class RayExecutor(Executor):
         address: str | None = None,
         scheduling_poll_s: float | str | None = "auto",
         runtime_env: dict | None = None,
+        follow_cluster: bool | None = None,
+        resource_wait_s: float = 600.0,
     ):
         if execution_mode not in ("streaming", "batch"):
             raise ValueError(f"execution_mode must be 'streaming' or 'batch', got {execution_mode!r}")
@@ -594,7 +616,43 @@ class RayExecutor(Executor):
         self.address = address
         self.scheduling_poll_s = scheduling_poll_s
         self.runtime_env = runtime_env
+        self.follow_cluster = follow_cluster
+        self.resource_wait_s = resource_wait_s
         self.startup_time_s = 0.0
+
+    @property
+    def follows_cluster(self) -> bool:
+        """Whether pools may grow with the cluster and planning waits for resources: on a cluster this
+        executor connects to (it may scale); not on the private local one (it never changes)."""
+        if self.follow_cluster is not None:
+            return self.follow_cluster
+        return bool(self.address or os.environ.get("RAY_ADDRESS"))
+
+    def _wait_for_resources(self, stages: list[ProcessingStage]) -> tuple[dict, float | None]:
+        """The cluster's resources once it can hold one worker of every stage: a CPU for the CPU stages
+        (a head with none is normal) and the GPUs of the GPU stages. On a cluster that may scale this
+        waits, up to `resource_wait_s`, saying which stage waits for what; then it fails naming them."""
+        import ray
+
+        deadline = time.monotonic() + (self.resource_wait_s if self.follows_cluster else 0.0)
+        needs_gpu_memory = any(s.resources.gpu_memory_gb for s in stages)
+        said = 0.0
+        while True:
+            cluster = ray.cluster_resources()
+            device_memory = gpu_memory_gb() if needs_gpu_memory and cluster.get("GPU") else None
+            short = _shortfall(stages, cluster, device_memory)
+            if not short:
+                return cluster, device_memory
+            now = time.monotonic()
+            if now >= deadline:
+                waited = f" after waiting {self.resource_wait_s:g} s" if self.follows_cluster else ""
+                raise RuntimeError(f"the cluster cannot run this pipeline{waited}: {'; '.join(short)}")
+            if now - said >= 30.0:
+                logger.warning(
+                    "waiting up to %.0f s for the cluster to grow: %s", deadline - now, "; ".join(short)
+                )
+                said = now
+            time.sleep(1.0)
 
     def execute(self, stages: list[ProcessingStage], initial_tasks: list[Task]) -> RunResult:
         import ray
@@ -602,9 +660,7 @@ class RayExecutor(Executor):
 
         self.startup_time_s = ensure_ray(self.num_cpus, self.address, runtime_env=self.runtime_env)
         t0 = time.perf_counter()
-        cluster = ray.cluster_resources()
-        needs_gpu_memory = any(s.resources.gpu_memory_gb for s in stages)
-        device_memory = gpu_memory_gb() if needs_gpu_memory else None
+        cluster, device_memory = self._wait_for_resources(stages)
         plans = plan_stages(
             stages,
             cluster.get("CPU", 1.0),
@@ -715,7 +771,7 @@ class RayExecutor(Executor):
             _actor_class(stage, setup_key, float(stage.resources.cpus), plan.num_gpus, ledger),
             compute=ray.data.ActorPoolStrategy(
                 min_size=plan.min_workers,
-                max_size=plan.max_workers,
+                max_size=None if self.follows_cluster else plan.max_workers,  # grows as nodes join
                 initial_size=plan.initial_workers,
                 # One task at a time per actor: a queued task waits for the actor it was sent to even
                 # when another is idle (measured: one of two transcoding actors idle for the last 21 s).
@@ -746,7 +802,7 @@ class RayExecutor(Executor):
         )
         return ds.map_batches(
             _task_function(stages, plan.num_gpus, ledger),
-            compute=ray.data.TaskPoolStrategy(size=plan.max_workers),
+            compute=ray.data.TaskPoolStrategy(size=None if self.follows_cluster else plan.max_workers),
             max_retries=self.max_worker_restarts,
             **self._map_args(stages, plan, rows_per_block),
         )

@@ -223,3 +223,17 @@ class CrashOnSourceStage(ProcessingStage):
         if self.victim in task.data.input_path:
             os.kill(os.getpid(), signal.SIGKILL)
         return task
+
+
+@dataclass
+class NodeRecorderStage(ProcessingStage[NumTask, NumTask]):
+    """Notes the Ray node each task ran on, under its own name."""
+
+    name: str = "node_recorder"
+    resources: Resources = Resources(cpus=1.0)
+
+    def process(self, task: NumTask) -> NumTask:
+        import ray
+
+        task.metadata[self.name] = ray.get_runtime_context().get_node_id()
+        return task

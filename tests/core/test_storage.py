@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -21,10 +20,12 @@ from curator_core.executors.ray import worker_runtime_env
 from curator_core.models.cache import local_copy
 from curator_core.models.open_clip_model import write_demo_model
 from curator_core.storage import StorageConfig
+from tests.cluster import start_node, stop_nodes
 from tests.ports import free_ports
 
 CURATOR = [sys.executable, "-m", "curator_core.cli"]
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+WORKER_PORTS = 23000  # 23000-23999 for the head's workers, 24000-24999 for the worker node's
 S3_VARIABLES = ("AWS_", "FSSPEC_", "CURATOR_STORAGE", "RAY_ADDRESS", "CURATOR_RAY_TMPDIR")
 
 
@@ -61,49 +62,22 @@ def test_one_config_gives_fsspec_lancedb_and_worker_settings(monkeypatch):
         storage.reset()
 
 
-def _node_flags(node: int) -> list[str]:
-    """Ports of one node: its own worker-port range, and component ports outside every node's range."""
-    names = ("node-manager-port", "object-manager-port", "metrics-export-port", "runtime-env-agent-port",
-             "dashboard-agent-listen-port", "dashboard-agent-grpc-port")  # fmt: skip
-    low = WORKER_PORTS + node * 1000
-    ports: list[int] = []
-    while len(ports) < len(names):
-        ports += [p for p in free_ports(len(names)) if not WORKER_PORTS <= p < WORKER_PORTS + 2000]
-    return [*(f"--{n}={p}" for n, p in zip(names, ports, strict=False)),
-            f"--min-worker-port={low}", f"--max-worker-port={low + 999}"]  # fmt: skip
-
-
-WORKER_PORTS = 23000  # 23000-23999 for the head's workers, 24000-24999 for the worker node's
-
-
 def _clean_env() -> dict[str, str]:
     """This environment without any S3 setting or credential: what the cluster's nodes start with."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(S3_VARIABLES)}
     return {**env, "RAY_AUTH_MODE": "disabled"}
 
 
-def _stop_nodes(temps: list[Path]) -> None:
-    for signal_name in ("-TERM", "-KILL"):  # each node's processes, found by their temp dir
-        for temp in reversed(temps):
-            subprocess.run(["pkill", signal_name, "-f", str(temp)], check=False)
-        time.sleep(2)
-
-
 def _start_nodes(tmp_path_factory) -> tuple[str | None, list[Path], str]:
     """A head (no CPUs) and a worker node (2 CPUs). Returns (address or None, temp dirs, what failed)."""
-    ray = str(Path(sys.executable).parent / "ray")
     head_port, client_port = free_ports(2)
     started: list[Path] = []
     for node, (role, cpus) in enumerate((("head", 0), ("worker", 2))):
         temp = tmp_path_factory.mktemp(f"ray_{role}")
-        where = [f"--port={head_port}", "--head", "--include-dashboard=false",
-                 f"--ray-client-server-port={client_port}"] if role == "head" else [
-                 f"--address=127.0.0.1:{head_port}"]  # fmt: skip
-        done = subprocess.run(
-            [ray, "start", *where, f"--num-cpus={cpus}", f"--temp-dir={temp}", "--node-ip-address=127.0.0.1",
-             "--disable-usage-stats", *_node_flags(node)],
-            env=_clean_env(), capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
+        extra = [f"--ray-client-server-port={client_port}"] if role == "head" else []
+        done = start_node(
+            temp, cpus, node, WORKER_PORTS, _clean_env(), head_port, role == "head", extra=extra
+        )
         started.append(temp)
         if done.returncode != 0:
             return None, started, done.stdout[-1500:] + done.stderr[-1500:]
@@ -121,9 +95,9 @@ def two_node_cluster(tmp_path_factory):
             try:
                 yield address
             finally:
-                _stop_nodes(temps)
+                stop_nodes(temps)
             return
-        _stop_nodes(temps)
+        stop_nodes(temps)
         failures.append(failed)
     pytest.fail("the two-node Ray cluster did not start:\n" + "\n---\n".join(failures))
 
