@@ -5,9 +5,9 @@ libx264 (same preset/crf on both sides), written to files.
 Ours: read -> split -> transcode -> write through RayExecutor (CPUS = 2).
 Reference: the same cuts done by `ffmpeg` itself, one process per clip (-ss before -i: frame-accurate
 with re-encoding), 2 at a time. Needs the Debian ffmpeg package: `apt-get install ffmpeg` (benchmark only).
-With --rss, also the peak RSS of one worker transcoding a 1-minute and a 10-minute 1080p input.
+Memory through the whole pipeline (every worker, 1- and 10-minute 1080p inputs): benchmarks/worker_memory.py.
 
-Run: .venv/bin/python benchmarks/split_transcode.py [--repeats 3] [--rss]
+Run: .venv/bin/python benchmarks/split_transcode.py [--repeats 3]
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ import argparse
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import av
 import numpy as np
 
 from curator_core import Pipeline, RayExecutor
@@ -108,53 +106,9 @@ def reference(inputs: list[Path], out: Path, parallel: int = CPUS) -> float:
     return time.perf_counter() - t0
 
 
-def make_long_input(path: Path, seconds: int, width: int = 1920, height: int = 1080, fps: int = 30) -> Path:
-    """A long 1080p input made cheaply: 60 distinct frames encoded in a loop (x264 ultrafast)."""
-    if path.exists():
-        return path
-    rng = np.random.default_rng(7)
-    yy, xx = np.mgrid[0:height, 0:width]
-    frames = []
-    for i in range(60):
-        img = np.stack([(xx + 8 * i) % 256, (yy + 4 * i) % 256, ((xx + yy) // 8) % 256], axis=-1).astype(
-            np.uint8
-        )
-        img[rng.integers(0, height - 200) :][:200, rng.integers(0, width - 200) :][:, :200] = rng.integers(
-            0, 255, 3
-        )
-        frames.append(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p"))
-    looped = (frames[i % len(frames)] for i in range(seconds * fps))
-    tmp = encode_frames(path.with_suffix(".part.mp4"), looped, width, height, fps, options=_fast_x264(fps))
-    tmp.rename(path)
-    return path
-
-
-def peak_rss(path: Path, preset: str) -> float:
-    """Transcode `path` in a fresh process as one worker would (segment by segment, each written before
-    the next); return that process's peak RSS in GiB."""
-    code = f"""
-import resource, tempfile
-from curator_core.tasks import Video, VideoTask
-from curator_core.video.reader import VideoReaderStage
-from curator_core.video.splitting import FixedStrideSplittingStage
-from curator_core.video.transcoding import ClipEncodeStage, VideoSegmentingStage
-from curator_core.video.writer import ClipWriterStage
-task = VideoReaderStage().process(VideoTask(dataset_name="b", data=Video(input_path={str(path)!r})))
-FixedStrideSplittingStage(clip_len_s={CLIP_S}, clip_stride_s={CLIP_S}).process(task)
-with tempfile.TemporaryDirectory() as out:
-    for segment in VideoSegmentingStage().process(task):
-        ClipEncodeStage(preset={preset!r}, crf={CRF}).process(segment)
-        ClipWriterStage(output_root=out).process(segment)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-"""
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    return int(out.split()[-1]) / 2**20
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--rss", action="store_true", help="also measure peak RSS on a 10-minute 1080p input")
     args = parser.parse_args()
     if not shutil.which("ffmpeg"):
         raise SystemExit("the reference needs the ffmpeg CLI: apt-get install ffmpeg (benchmark only)")
@@ -185,14 +139,6 @@ def main() -> None:
     ratios = sorted(o_ / f_ for o_, f_ in zip(ours_s, ref_s, strict=True))
     print(f"  per-run ratios                    {' '.join(f'{x:.2f}' for x in ratios)}")
     print(f"  runs at or under 1.0              {sum(x <= 1.0 for x in ratios)} of {len(ratios)}")
-    if args.rss:
-        for minutes in (1, 10):
-            path = make_long_input(CACHE / f"long_1080p_{minutes}min.mp4", minutes * 60)
-            size = path.stat().st_size / 2**20
-            rss = peak_rss(path, "ultrafast")
-            print(
-                f"peak RSS, one {minutes}-minute 1080p30 input ({size:.0f} MiB), one worker: {rss:.2f} GiB (target < 1.5)"
-            )
 
 
 if __name__ == "__main__":

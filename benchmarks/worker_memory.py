@@ -1,0 +1,139 @@
+"""Peak memory of every Ray worker process on 1- and 10-minute 1080p inputs, through the real pipeline
+(issue #19). Prints figures; not a test.
+
+Each input runs in a fresh process with its own private Ray cluster (2 CPUs, like the CI machines):
+`curator run`'s pipeline at its defaults (read -> shot detection -> transcode -> motion filter -> preview
+-> write) through RayExecutor. When the run is over, and before Ray shuts down, it reads VmHWM (the peak
+resident set the kernel recorded) of every worker process of that cluster and of the driver.
+
+Input: 1920x1080 30 fps H.264 made here (cached under the temp dir): 60 distinct frames in a loop, so a cut
+every 2 s (300 clips for 10 minutes).
+Target: every worker's peak < 1.0 GiB, growth from 1 to 10 minutes <= 10 %.
+
+Run: .venv/bin/python benchmarks/worker_memory.py [--minutes 1 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import av
+import numpy as np
+
+from curator_core.video.samples import encode_frames
+
+CACHE = Path(tempfile.gettempdir()) / "curator-bench-inputs"
+CPUS = 2
+
+
+def make_long_input(path: Path, seconds: int, width: int = 1920, height: int = 1080, fps: int = 30) -> Path:
+    """A long 1080p input made cheaply: 60 distinct frames encoded in a loop (x264 ultrafast)."""
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:height, 0:width]
+    frames = []
+    for i in range(60):
+        img = np.stack([(xx + 8 * i) % 256, (yy + 4 * i) % 256, ((xx + yy) // 8) % 256], axis=-1)
+        img = img.astype(np.uint8)
+        y, x = rng.integers(0, height - 200), rng.integers(0, width - 200)
+        img[y : y + 200, x : x + 200] = rng.integers(0, 255, 3)
+        frames.append(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p"))
+    looped = (frames[i % len(frames)] for i in range(seconds * fps))
+    options = {"preset": "ultrafast", "crf": "23", "g": str(fps * 2)}
+    tmp = encode_frames(path.with_suffix(".part.mp4"), looped, width, height, fps, options=options)
+    tmp.rename(path)
+    return path
+
+
+def _status_kib(pid: str, field: str) -> int:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _cluster_workers(session_dir_part: str) -> dict[str, str]:
+    """pid -> name of every worker process whose raylet belongs to this run's cluster."""
+    procs: dict[str, tuple[str, str]] = {}  # pid -> (ppid, cmdline)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            ppid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+        except OSError:
+            continue
+        procs[pid] = (ppid, cmdline)
+    raylets = {
+        pid for pid, (_, cmd) in procs.items() if "raylet" in cmd.split(" ")[0] and session_dir_part in cmd
+    }
+    return {pid: cmd.strip()[:60] for pid, (ppid, cmd) in procs.items() if ppid in raylets}
+
+
+def child(video: str, out: str, tmpdir: str) -> None:
+    """One run of the real pipeline; prints the peaks as JSON on the last line."""
+    os.environ["CURATOR_RAY_TMPDIR"] = tmpdir
+    import ray
+
+    from curator_core.executors.ray import RayExecutor, ensure_ray
+    from curator_core.video.options import CurationOptions
+    from curator_core.video.pipelines import split_pipeline
+
+    ensure_ray(num_cpus=CPUS)
+    result = split_pipeline([video], out, CurationOptions()).execute(RayExecutor())
+    clips = sum(len(t.data.clips) + len(t.data.filtered_clips) for t in result.outputs)
+    workers = {pid: (name, _status_kib(pid, "VmHWM")) for pid, name in _cluster_workers(tmpdir).items()}
+    driver = _status_kib("self", "VmHWM")
+    ray.shutdown()
+    print(
+        json.dumps(
+            {"clips": clips, "failures": len(result.failures), "driver_kib": driver, "workers": workers}
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    peaks = {}
+    for minutes in args.minutes:
+        video = make_long_input(CACHE / f"long_1080p_{minutes}min.mp4", minutes * 60)
+        with tempfile.TemporaryDirectory(prefix="cwm-") as tmp:
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", str(video), f"{tmp}/out", f"{tmp}/ray"],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+        if done.returncode:
+            raise SystemExit(f"the {minutes}-minute run failed:\n{done.stderr[-3000:]}")
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        workers = sorted(report["workers"].values(), key=lambda w: -w[1])
+        peaks[minutes] = workers[0][1] / 2**20
+        print(f"{minutes:>3}-minute 1080p30 input: {report['clips']} clips, {report['failures']} failures")
+        print(
+            f"    driver peak RSS {report['driver_kib'] / 2**20:.2f} GiB; workers ({len(workers)}), peak RSS:"
+        )
+        for name, kib in workers:
+            print(f"      {kib / 2**20:6.2f} GiB  {name}")
+    if len(peaks) > 1:
+        small, large = min(peaks), max(peaks)
+        growth = peaks[large] / peaks[small] - 1
+        print(
+            f"largest worker peak: {peaks[small]:.2f} GiB at {small} min, {peaks[large]:.2f} GiB at {large} min"
+        )
+        print(f"growth {small} -> {large} minutes: {growth:+.1%} (target <= +10 %; peak target < 1.0 GiB)")
+
+
+if __name__ == "__main__":
+    main()
