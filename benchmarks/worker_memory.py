@@ -3,12 +3,15 @@
 
 Each input runs in a fresh process with its own private Ray cluster (2 CPUs, like the CI machines):
 `curator run`'s pipeline at its defaults (read -> shot detection -> transcode -> motion filter -> preview
--> write) through RayExecutor. When the run is over, and before Ray shuts down, it reads VmHWM (the peak
-resident set the kernel recorded) of every worker process of that cluster and of the driver.
+-> write) through RayExecutor. While it runs, a thread samples every worker process of that cluster
+(every 0.2 s): its anonymous memory (RssAnon: what the process itself allocated) and its shared pages
+(RssShmem: object-store pages it has mapped, which belong to Ray's object store and are capped by its
+size, not by the worker). When the run is over it also reads VmHWM (the kernel's peak resident set,
+both kinds together) of every worker and of the driver.
 
 Input: 1920x1080 30 fps H.264 made here (cached under the temp dir): 60 distinct frames in a loop, so a cut
 every 2 s (300 clips for 10 minutes).
-Target: every worker's peak < 1.0 GiB, growth from 1 to 10 minutes <= 10 %.
+Target: every worker's peak (anonymous memory, as the issue measured it) < 1.0 GiB, growth from 1 to 10 minutes <= 10 %.
 
 Run: .venv/bin/python benchmarks/worker_memory.py [--minutes 1 10]
 """
@@ -21,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import av
@@ -77,6 +81,27 @@ def _cluster_workers(session_dir_part: str) -> dict[str, str]:
     return {pid: cmd.strip()[:60] for pid, (ppid, cmd) in procs.items() if ppid in raylets}
 
 
+class _Sampler(threading.Thread):
+    """Peak RssAnon and RssShmem (KiB) of every worker of one cluster, sampled until stopped."""
+
+    def __init__(self, session_dir_part: str, every_s: float = 0.2):
+        super().__init__(daemon=True)
+        self.session_dir_part, self.every_s = session_dir_part, every_s
+        self.anon: dict[str, int] = {}
+        self.shmem: dict[str, int] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.every_s):
+            for pid in _cluster_workers(self.session_dir_part):
+                try:
+                    anon, shmem = _status_kib(pid, "RssAnon"), _status_kib(pid, "RssShmem")
+                except OSError:
+                    continue
+                self.anon[pid] = max(self.anon.get(pid, 0), anon)
+                self.shmem[pid] = max(self.shmem.get(pid, 0), shmem)
+
+
 def child(video: str, out: str, tmpdir: str) -> None:
     """One run of the real pipeline; prints the peaks as JSON on the last line."""
     os.environ["CURATOR_RAY_TMPDIR"] = tmpdir
@@ -87,9 +112,16 @@ def child(video: str, out: str, tmpdir: str) -> None:
     from curator_core.video.pipelines import split_pipeline
 
     ensure_ray(num_cpus=CPUS)
+    sampler = _Sampler(tmpdir)
+    sampler.start()
     result = split_pipeline([video], out, CurationOptions()).execute(RayExecutor())
+    sampler.done.set()
+    sampler.join()
     clips = sum(len(t.data.clips) + len(t.data.filtered_clips) for t in result.outputs)
-    workers = {pid: (name, _status_kib(pid, "VmHWM")) for pid, name in _cluster_workers(tmpdir).items()}
+    workers = {
+        pid: (name, sampler.anon.get(pid, 0), sampler.shmem.get(pid, 0), _status_kib(pid, "VmHWM"))
+        for pid, name in _cluster_workers(tmpdir).items()
+    }
     driver = _status_kib("self", "VmHWM")
     ray.shutdown()
     print(
@@ -119,20 +151,21 @@ def main() -> None:
             raise SystemExit(f"the {minutes}-minute run failed:\n{done.stderr[-3000:]}")
         report = json.loads(done.stdout.strip().splitlines()[-1])
         workers = sorted(report["workers"].values(), key=lambda w: -w[1])
-        peaks[minutes] = workers[0][1] / 2**20
+        peaks[minutes] = (workers[0][1] / 2**20, max(w[3] for w in workers) / 2**20)
         print(f"{minutes:>3}-minute 1080p30 input: {report['clips']} clips, {report['failures']} failures")
-        print(
-            f"    driver peak RSS {report['driver_kib'] / 2**20:.2f} GiB; workers ({len(workers)}), peak RSS:"
-        )
-        for name, kib in workers:
-            print(f"      {kib / 2**20:6.2f} GiB  {name}")
+        print(f"    driver peak RSS {report['driver_kib'] / 2**20:.2f} GiB; workers ({len(workers)}):")
+        print("      anon GiB  shmem GiB  VmHWM GiB  worker")
+        for name, anon, shmem, hwm in workers:
+            print(f"      {anon / 2**20:8.2f}  {shmem / 2**20:9.2f}  {hwm / 2**20:9.2f}  {name}")
     if len(peaks) > 1:
         small, large = min(peaks), max(peaks)
-        growth = peaks[large] / peaks[small] - 1
-        print(
-            f"largest worker peak: {peaks[small]:.2f} GiB at {small} min, {peaks[large]:.2f} GiB at {large} min"
-        )
-        print(f"growth {small} -> {large} minutes: {growth:+.1%} (target <= +10 %; peak target < 1.0 GiB)")
+        for index, what in enumerate(("anonymous memory", "VmHWM (with object-store pages)")):
+            low, high = peaks[small][index], peaks[large][index]
+            print(
+                f"largest worker peak, {what}: {low:.2f} GiB at {small} min, {high:.2f} GiB at {large} min,"
+                f" growth {high / low - 1:+.1%}"
+            )
+        print("target: anonymous peak < 1.0 GiB, growth <= +10 %")
 
 
 if __name__ == "__main__":

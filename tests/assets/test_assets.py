@@ -6,7 +6,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from curator_assets.assets import ASSETS, clips, raw_videos
+from curator_assets.assets import ASSETS, clip_embeddings, clips, raw_videos
 from curator_assets.resources import CuratorSettings
 from curator_core.store import ClipStore
 from tests.assets.conftest import add_batch, asset_metadata, materialize_batch
@@ -78,6 +78,34 @@ def test_every_asset_for_one_batch(resources, workdir, three_shots, static_video
     assert len(kept) == 3
     assert set(store.rows("clip_captions").column("uuid").to_pylist()) == kept
     assert set(store.rows("clip_embeddings__open_clip_demo_clip").column("uuid").to_pylist()) == kept
+    # The same batch's clips again, with other settings (on the full batch built above: one build saved).
+    _rematerializing_clips_with_other_settings_removes_what_it_no_longer_produces(resources, workdir, "b1")
+
+
+def _rematerializing_clips_with_other_settings_removes_what_it_no_longer_produces(
+    resources, workdir, batch: str
+):
+    """Media, previews and the rows derived from clips that the new settings no longer produce all go."""
+    store = ClipStore(str(workdir / "store"))
+    media = workdir / "outputs" / batch
+    old_rows = store.rows("clips").to_pylist()
+    old = {r["uuid"] for r in old_rows}
+    old_files = sum(bool(r[c]) for r in old_rows for c in ("media_uri", "preview_uri"))
+    (media / "clips" / ".left-by-a-killed-run.mp4.tmp-0123").write_bytes(b"partial")
+    config = {"ops": {"clips": {"config": {"splitting": "fixed", "clip_len_s": 1.5, "min_clip_len_s": 1.0}}}}
+    with dg.instance_for_test() as instance:
+        rerun = materialize_batch([raw_videos, clips], batch, resources, instance, run_config=config)
+        assert rerun.success
+    rows = store.rows("clips").to_pylist()
+    new = {r["uuid"] for r in rows}
+    assert new and not new & old  # other spans, other ids: the old ones must all go
+    on_disk = {str(p) for p in (media / "clips").iterdir()} | {str(p) for p in (media / "previews").iterdir()}
+    assert on_disk == {r[c] for r in rows for c in ("media_uri", "preview_uri") if r[c]}
+    derived = [store.rows(t) for t in store.table_names() if t.startswith("clip_embeddings__")]
+    derived.append(store.rows("clip_captions"))
+    assert all(set(t.column("uuid").to_pylist()) <= new for t in derived)  # nothing points at a gone clip
+    removed = asset_metadata(rerun, "clips")["stale_outputs_removed"].value
+    assert removed["files"] == old_files + 1 and removed["clip_captions"] > 0
 
 
 def test_rematerializing_a_partition_replaces_it_and_leaves_the_other_alone(
@@ -119,7 +147,8 @@ def test_a_failed_partition_does_not_block_another(resources, workdir, three_sho
         assert not failed.success  # no embedding model configured there: a clear error, a failed run
         errors = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
         assert any("no model configuration at" in str(e.event_specific_data.error) for e in errors)
-        good = materialize_batch(ASSETS, "good", resources, instance)
+        # The other batch gets through the step that failed for the first (what follows is not at stake).
+        good = materialize_batch([raw_videos, clips, clip_embeddings], "good", resources, instance)
         assert good.success
 
 
@@ -209,35 +238,3 @@ def test_the_demo_refuses_an_unsafe_batch_name_before_writing_anything(tmp_path,
     with pytest.raises(BatchInputError, match="not one safe path segment"):
         run_demo("x' OR '1'='1")
     assert not (tmp_path / "state").exists()
-
-
-def test_rematerializing_clips_with_other_settings_removes_what_it_no_longer_produces(
-    resources, workdir, three_shots
-):
-    from curator_assets.assets import clip_captions, clip_embeddings
-
-    add_batch(workdir / "landing", "s", [three_shots])
-    store = ClipStore(str(workdir / "store"))
-    media = workdir / "outputs" / "s"
-    with dg.instance_for_test() as instance:
-        first = [raw_videos, clips, clip_embeddings, clip_captions]
-        assert materialize_batch(first, "s", resources, instance).success
-        old_rows = store.rows("clips").to_pylist()
-        old = {r["uuid"] for r in old_rows}
-        old_files = sum(bool(r[c]) for r in old_rows for c in ("media_uri", "preview_uri"))
-        (media / "clips" / ".left-by-a-killed-run.mp4.tmp-0123").write_bytes(b"partial")
-        config = {
-            "ops": {"clips": {"config": {"splitting": "fixed", "clip_len_s": 1.5, "min_clip_len_s": 1.0}}}
-        }
-        rerun = materialize_batch([clips], "s", resources, instance, run_config=config)
-        assert rerun.success
-    rows = store.rows("clips").to_pylist()
-    new = {r["uuid"] for r in rows}
-    assert new and not new & old  # other spans, other ids: the old ones must all go
-    on_disk = {str(p) for p in (media / "clips").iterdir()} | {str(p) for p in (media / "previews").iterdir()}
-    assert on_disk == {r[c] for r in rows for c in ("media_uri", "preview_uri") if r[c]}
-    derived = [store.rows(t) for t in store.table_names() if t.startswith("clip_embeddings__")]
-    derived.append(store.rows("clip_captions"))
-    assert all(set(t.column("uuid").to_pylist()) <= new for t in derived)  # nothing points at a gone clip
-    removed = asset_metadata(rerun, "clips")["stale_outputs_removed"].value
-    assert removed["files"] == old_files + 1 and removed["clip_captions"] > 0

@@ -47,7 +47,7 @@ def _start_head(temp: str) -> tuple[subprocess.Popen, str]:
 def _stop(process: subprocess.Popen) -> None:
     os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=3)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
 
@@ -78,9 +78,10 @@ def _head_ready(process: subprocess.Popen, address: str, deadline: float) -> boo
         time.sleep(0.5)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_head():
-    """A separate single-node Ray cluster with the job server, as a deployment would have."""
+    """A separate single-node Ray cluster with the job server, as a deployment would have (one for the
+    module: the tests use batches of their own)."""
     for _ in range(HEAD_ATTEMPTS):
         temp = tempfile.mkdtemp(prefix="/tmp/rh")  # Ray's socket paths must stay short
         process, address = _start_head(temp)

@@ -132,14 +132,16 @@ class _Inner(CompositeStage[NumTask, NumTask]):
 
 @dataclass
 class SleepStage(ProcessingStage[NumTask, NumTask]):
-    """A task that takes a known time without using the CPU."""
+    """A task that takes a known time without using the CPU; it records when it slept (wall clock)."""
 
     seconds: float = 1.0
     name: str = "sleep"
     resources: Resources = Resources(cpus=1.0)
 
     def process(self, task: NumTask) -> NumTask:
+        start = time.time()
         time.sleep(self.seconds)
+        task.metadata["slept"] = (start, time.time())
         return task
 
 

@@ -196,7 +196,7 @@ def test_scheduling_wake_timeout(running, outputs_waiting, ready_again, expected
 
 
 class _StepRecorder:
-    """A Ray Data execution callback recording its operators and the time of every scheduling step."""
+    """A Ray Data execution callback recording its operators and the wall time of every scheduling step."""
 
     steps: list[float] = []
     operators: list[str] = []
@@ -206,7 +206,7 @@ class _StepRecorder:
         type(self).operators = [op.name for op in executor._topology]
 
     def on_execution_step(self, executor) -> None:
-        type(self).steps.append(time.perf_counter())
+        type(self).steps.append(time.time())
 
     def after_execution_succeeds(self, executor) -> None:
         pass
@@ -223,14 +223,20 @@ def step_recorder(ray_cluster):
     ctx.custom_execution_callback_classes.remove(_StepRecorder)
 
 
-def _steps_while_tasks_run(recorder, poll) -> int:
+def _steps_while_tasks_run(recorder, poll) -> tuple[int, float]:
+    """Scheduling steps taken while two sleeping tasks both run, and how long that was (seconds).
+
+    The window is read from the tasks' own clocks, so a slow start on a loaded machine does not
+    count start-up steps as steps taken while waiting."""
     fan_out = FanOutFilterStage(drop_multiple=1000)
     fan_out.fans_out = True  # its two outputs must reach two workers
-    pipeline = Pipeline("sleep", [fan_out, SleepStage(seconds=1.5)])
-    t0 = time.perf_counter()
+    pipeline = Pipeline("sleep", [fan_out, SleepStage(seconds=3.0)])
     result = pipeline.execute(RayExecutor(scheduling_poll_s=poll), [NumTask(dataset_name="nums", data=1)])
     assert len(result.outputs) == 2 and not result.failures
-    return sum(1 for t in recorder.steps if t0 + 0.6 <= t <= t0 + 1.4)
+    slept = [task.metadata["slept"] for task in result.outputs]
+    start, end = max(s for s, _ in slept) + 0.2, min(e for _, e in slept) - 0.2
+    assert end - start > 0.8, f"the two tasks overlapped for only {end - start + 0.4:.2f} s"
+    return sum(1 for t in recorder.steps if start <= t <= end), end - start
 
 
 def test_scheduling_loop_wakes_when_a_task_finishes_not_on_a_timer(step_recorder):
@@ -238,11 +244,13 @@ def test_scheduling_loop_wakes_when_a_task_finishes_not_on_a_timer(step_recorder
 
     prefetch_on_thread = metadata_fetcher._PREFETCH_ON_THREAD
 
-    polled = _steps_while_tasks_run(step_recorder, 0.1)
-    woken = _steps_while_tasks_run(step_recorder, "auto")
-    # Two 1.5 s tasks run side by side: a 0.1 s poll steps ~8 times in that 0.8 s, the wake at most
+    polled, polled_s = _steps_while_tasks_run(step_recorder, 0.1)
+    woken, woken_s = _steps_while_tasks_run(step_recorder, "auto")
+    # While both tasks sleep nothing finishes: a 0.1 s poll steps ~10 times a second, the wake only
     # once per heartbeat.
-    assert polled >= 5 and woken <= 3, (polled, woken)
+    assert polled >= 0.5 * polled_s / 0.1, (polled, polled_s)
+    assert woken <= woken_s / ray_scheduling.HEARTBEAT_S + 2, (woken, woken_s)
+    assert woken / woken_s < 0.5 * polled / polled_s, (woken, woken_s, polled, polled_s)
     # The fan-out re-blocks its outputs in its own task: no separate repartition operator.
     assert not any(name.startswith("StreamingRepartition") for name in step_recorder.operators)
     assert any("StreamingRepartition" in name for name in step_recorder.operators)
