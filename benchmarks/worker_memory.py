@@ -9,8 +9,8 @@ Each input runs in a fresh process with its own private Ray cluster (2 CPUs, lik
 size, not by the worker). When the run is over it also reads VmHWM (the kernel's peak resident set,
 both kinds together) of every worker and of the driver.
 
-Input: 1920x1080 30 fps H.264 made here (cached under the temp dir): 60 distinct frames in a loop, so a cut
-every 2 s (300 clips for 10 minutes).
+Input: 1920x1080 30 fps H.264 made here (cached under the temp dir): five scenes of 2 s in a loop, so a
+hard cut every 2 s (30 clips a minute, 300 for 10 minutes).
 Target: every worker's peak (anonymous memory, as the issue measured it) < 1.0 GiB, growth from 1 to 10 minutes <= 10 %.
 
 Run: .venv/bin/python benchmarks/worker_memory.py [--minutes 1 10]
@@ -34,22 +34,27 @@ from curator_core.video.samples import encode_frames
 
 CACHE = Path(tempfile.gettempdir()) / "curator-bench-inputs"
 CPUS = 2
+SCENE_FRAMES = 60  # a cut every 2 s at 30 fps
 
 
 def make_long_input(path: Path, seconds: int, width: int = 1920, height: int = 1080, fps: int = 30) -> Path:
-    """A long 1080p input made cheaply: 60 distinct frames encoded in a loop (x264 ultrafast)."""
+    """A long 1080p input made cheaply: five scenes of 60 moving frames each, played in a loop (x264
+    ultrafast), so there is a hard cut every 2 s, as in edited footage."""
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(7)
     yy, xx = np.mgrid[0:height, 0:width]
+    colors = np.random.default_rng(7).integers(0, 255, size=(5, 3))
     frames = []
-    for i in range(60):
-        img = np.stack([(xx + 8 * i) % 256, (yy + 4 * i) % 256, ((xx + yy) // 8) % 256], axis=-1)
-        img = img.astype(np.uint8)
-        y, x = rng.integers(0, height - 200), rng.integers(0, width - 200)
-        img[y : y + 200, x : x + 200] = rng.integers(0, 255, 3)
-        frames.append(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p"))
+    for scene in range(5):  # each scene its own brightness, hue and stripe direction
+        base = np.array([(30, 60, 120), (220, 200, 60), (90, 40, 40), (240, 240, 240), (60, 170, 90)][scene])
+        direction = (xx, yy, xx + yy, xx - yy, 2 * xx + yy)[scene]
+        for i in range(SCENE_FRAMES):
+            stripes = ((direction + 6 * i) // (24 + 8 * scene)) % 2 * 50 - 25
+            img = np.clip(base[None, None, :] + stripes[..., None], 0, 255).astype(np.uint8)
+            y, x = (7 * i + 97 * scene) % (height - 200), (13 * i + 331 * scene) % (width - 200)
+            img[y : y + 200, x : x + 200] = colors[scene]  # a square moving through the scene
+            frames.append(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p"))
     looped = (frames[i % len(frames)] for i in range(seconds * fps))
     options = {"preset": "ultrafast", "crf": "23", "g": str(fps * 2)}
     tmp = encode_frames(path.with_suffix(".part.mp4"), looped, width, height, fps, options=options)
@@ -141,7 +146,7 @@ def main() -> None:
         return
     peaks = {}
     for minutes in args.minutes:
-        video = make_long_input(CACHE / f"long_1080p_{minutes}min.mp4", minutes * 60)
+        video = make_long_input(CACHE / f"cuts_1080p_{minutes}min.mp4", minutes * 60)
         with tempfile.TemporaryDirectory(prefix="cwm-") as tmp:
             done = subprocess.run(
                 [sys.executable, __file__, "--child", str(video), f"{tmp}/out", f"{tmp}/ray"],

@@ -37,20 +37,32 @@ def textured(tmp_path_factory) -> Path:
     return write_video(folder / "textured.mp4", shots, width=640, height=360, gop=24)
 
 
-def test_the_same_input_and_parameters_give_identical_clips_and_scores(tmp_path, textured, three_shots):
-    runs = []
+def test_the_same_input_and_parameters_give_identical_clips_scores_and_embeddings(
+    tmp_path, textured, three_shots
+):
+    from curator_core.models.open_clip_model import write_demo_model
+    from curator_core.store import ClipStore, embeddings_table_name
+
+    models = tmp_path / "models"
+    write_demo_model(models)
+    runs, vectors = [], []
     for name in ("first", "second"):
         out = tmp_path / name
         done = _curator_run(str(textured), str(three_shots), "--out", str(out), "--splitting", "fixed",
-                            "--clip-len", "2", "--min-clip-len", "1")  # fmt: skip
+                            "--clip-len", "2", "--min-clip-len", "1", "--embed", "--model-dir", str(models),
+                            "--store", str(out / "store"))  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
         runs.append(_rows(out))
+        table = ClipStore(str(out / "store")).rows(embeddings_table_name("open_clip/demo-clip"))
+        uuids, vecs = table.column("uuid").to_pylist(), table.column("vector").to_pylist()
+        vectors.append(dict(zip(uuids, vecs, strict=True)))
     first, second = runs
     assert len(first) >= 8 and first.keys() == second.keys()
     for clip_id, row in first.items():
         other = second[clip_id]
         assert _sha(row["media_uri"]) == _sha(other["media_uri"]), clip_id
         assert dict(row["scores"]) == dict(other["scores"]), clip_id
+    assert len(vectors[0]) >= 8 and vectors[0] == vectors[1]  # the same floats, not merely close ones
 
 
 @pytest.fixture
