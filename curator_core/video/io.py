@@ -150,7 +150,7 @@ IMAGE_FORMATS_SUFFIX = "_pipe"  # FFmpeg's demuxers of single images: png_pipe, 
 NOT_MOTION = (
     av.stream.Disposition.attached_pic
     | av.stream.Disposition.still_image
-    | (av.stream.Disposition.timed_thumbnails)
+    | av.stream.Disposition.timed_thumbnails
 )
 
 
