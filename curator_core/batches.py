@@ -29,6 +29,7 @@ from curator_core.models import registry
 from curator_core.pipeline import Pipeline
 from curator_core.progress import Progress
 from curator_core.store import ClipStore, schemas
+from curator_core.store.commits import BatchCommit
 from curator_core.store.records import (
     Lineage,
     caption_rows,
@@ -218,8 +219,8 @@ def _failures(
     return rows, [{"stage": r["stage"], "input": r["input"], "reason": r["message"]} for r in rows]
 
 
-def _write_failures(store: ClipStore, rows: list[dict], lineage: Lineage) -> int:
-    return store.replace_batch("failures", lineage.batch_key, rows, schemas.FAILURES, lineage.scope)
+def _write_failures(commit: BatchCommit, rows: list[dict], lineage: Lineage) -> int:
+    return commit.replace("failures", rows, schemas.FAILURES, lineage.scope)
 
 
 def _raw_videos(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
@@ -235,10 +236,11 @@ def _raw_videos(batch_key: str, settings: BatchSettings, run: _Run) -> StepSumma
     store = ClipStore(settings.store_uri)
     rows = video_rows(_video_tasks(result), lineage)
     failure_table, failures = _failures(result, lineage)
-    tables = {
-        "videos": store.replace_batch("videos", batch_key, rows, schemas.VIDEOS),
-        "failures": _write_failures(store, failure_table, lineage),
-    }
+    with store.commit(batch_key, "raw_videos") as commit:  # videos and failures: one commit point
+        tables = {
+            "videos": commit.replace("videos", rows, schemas.VIDEOS),
+            "failures": _write_failures(commit, failure_table, lineage),
+        }
     preview, total = [], 0.0
     for row in rows:
         meta = json.loads(row["metadata_json"]) if row["metadata_json"] else {}
@@ -285,10 +287,11 @@ def _clips(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     failure_table, failures = _failures(
         result, lineage, frozenset(unreadable.column("source_uri").to_pylist())
     )
-    tables = {
-        "clips": store.write_clips(batch_key, rows),
-        "failures": _write_failures(store, failure_table, lineage),
-    }
+    with store.commit(batch_key, "clips") as commit:  # clips and failures: one commit point
+        tables = {
+            "clips": commit.write_clips(rows),
+            "failures": _write_failures(commit, failure_table, lineage),
+        }
     # Once committed, what this run no longer produces goes: media of an earlier run with other settings
     # (or of a killed one), and the derived rows of clips that no longer exist.
     written = [row[c] for row in rows for c in ("media_uri", "preview_uri")]
@@ -373,10 +376,11 @@ def _clip_embeddings(batch_key: str, settings: BatchSettings, run: _Run) -> Step
     rows = embedding_rows(tasks, model_id, lineage)
     failure_table, failures = _failures(result, lineage)
     table = embeddings_table_name(model_id)
-    tables = {
-        table: store.write_embeddings(batch_key, model_id, rows),
-        "failures": _write_failures(store, failure_table, lineage),
-    }
+    with store.commit(batch_key, "clip_embeddings") as commit:
+        tables = {
+            table: commit.write_embeddings(model_id, rows),
+            "failures": _write_failures(commit, failure_table, lineage),
+        }
     preview = [
         {
             "clip": r["uuid"],
@@ -411,10 +415,11 @@ def _clip_captions(batch_key: str, settings: BatchSettings, run: _Run) -> StepSu
     tasks = _video_tasks(result)
     rows = caption_rows(tasks, lineage)
     failure_table, failures = _failures(result, lineage)
-    tables = {
-        "clip_captions": store.replace_batch("clip_captions", batch_key, rows, schemas.CLIP_CAPTIONS),
-        "failures": _write_failures(store, failure_table, lineage),
-    }
+    with store.commit(batch_key, "clip_captions") as commit:
+        tables = {
+            "clip_captions": commit.replace("clip_captions", rows, schemas.CLIP_CAPTIONS),
+            "failures": _write_failures(commit, failure_table, lineage),
+        }
     gallery = write_gallery(store, batch_key, settings.output_root)  # now with the captions
     preview = [
         {"clip": r["uuid"], "window": r["window"], "kind": r["kind"], "text": _short(r["text"])}

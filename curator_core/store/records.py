@@ -194,25 +194,25 @@ def caption_rows(tasks: list[VideoTask], lineage: Lineage) -> list[dict]:
 
 
 def write_run(store: ClipStore, result: RunResult, lineage: Lineage) -> dict[str, int]:
-    """Replace the batch's videos, clips and failures with this run's. Media must already be written."""
+    """Replace the batch's videos, clips and failures (and captions, embeddings) with this run's, at one
+    commit point. Media must already be written."""
     from curator_core.store import schemas
 
     tasks = [t for t in result.outputs if isinstance(t, VideoTask)]
     videos = video_rows(tasks, lineage)
     hashes = {row["source_uri"]: row["content_hash"] for row in videos}
-    counts = {
-        "videos": store.replace_batch("videos", lineage.batch_key, videos, schemas.VIDEOS),
-        "clips": store.write_clips(lineage.batch_key, clip_rows(tasks, lineage, hashes)),
-        "failures": store.replace_batch(
-            "failures", lineage.batch_key, failure_rows(result, lineage), schemas.FAILURES, lineage.scope
-        ),
-    }
-    captions = caption_rows(tasks, lineage)
-    if captions:
-        counts["clip_captions"] = store.replace_batch(
-            "clip_captions", lineage.batch_key, captions, schemas.CLIP_CAPTIONS
-        )
-    for model_id in sorted({m for t in tasks for c in t.data.clips for m in c.embeddings}):
-        rows = embedding_rows(tasks, model_id, lineage)
-        counts[f"embeddings:{model_id}"] = store.write_embeddings(lineage.batch_key, model_id, rows)
+    with store.commit(lineage.batch_key, lineage.pipeline) as commit:  # every table at one commit point
+        counts = {
+            "videos": commit.replace("videos", videos, schemas.VIDEOS),
+            "clips": commit.write_clips(clip_rows(tasks, lineage, hashes)),
+            "failures": commit.replace(
+                "failures", failure_rows(result, lineage), schemas.FAILURES, lineage.scope
+            ),
+        }
+        captions = caption_rows(tasks, lineage)
+        if captions:
+            counts["clip_captions"] = commit.replace("clip_captions", captions, schemas.CLIP_CAPTIONS)
+        for model_id in sorted({m for t in tasks for c in t.data.clips for m in c.embeddings}):
+            rows = embedding_rows(tasks, model_id, lineage)
+            counts[f"embeddings:{model_id}"] = commit.write_embeddings(model_id, rows)
     return counts

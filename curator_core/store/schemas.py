@@ -13,6 +13,7 @@ LINEAGE_FIELDS = [
     pa.field("params_hash", pa.string()),  # hash of the stage parameters that made the row
     pa.field("model_id", pa.string()),  # where a model was used
     pa.field("created_at", pa.timestamp("us", tz="UTC")),
+    pa.field("commit_id", pa.string()),  # the write that made the row (store.commits)
 ]
 
 
@@ -98,6 +99,7 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "params_hash": "hash of the parameters the row was made with",
     "model_id": "the model that made the row, where one was used",
     "created_at": "when the row was written (UTC)",
+    "commit_id": "the write that made the row: rows of one write become visible together",
     "video_id": "id of the source video within the batch",
     "status": "ok, partial (some errors) or failed",
     "error": "why the video could not be used (stage: reason; source_uri names the file)",

@@ -1,21 +1,17 @@
 """ClipStore: LanceDB tables written one batch (Dagster partition) at a time, atomically.
 
-Writing batch B is one `merge_insert` commit: rows of B are upserted and B's rows that are not in the new
-data are deleted by the same commit (`when_not_matched_by_source_delete`). Readers see the old B or the
-new B, never half; rows of other batches are never touched; a write that fails before its commit leaves
-the previous version. Concurrent writers of different batches conflict only at commit, and a conflicting
-commit is retried.
+Writing batch B replaces B's rows in one or more tables at one commit point (store.commits): readers see
+the old B or the new B in every table, never half and never a mix of two runs; rows of other batches are
+never touched; a write that fails before its commit point leaves the previous rows. Concurrent writers
+of different batches conflict only at commit, and a conflicting commit is retried. Read through
+ClipStore (`rows`, `count`, `search_vector`): it hides the rows of writes in flight.
 """
 
 from __future__ import annotations
 
 import logging
 import posixpath
-import random
-import re
-import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 import fsspec
@@ -25,29 +21,23 @@ import pyarrow.parquet as pq
 
 from curator_core import storage
 from curator_core.store import schemas
+from curator_core.store.commits import (
+    EMBEDDINGS_PREFIX,
+    BatchCommit,
+    both,
+    consistent_read,
+    embeddings_table_name,
+    sql_literal,
+)
 
 logger = logging.getLogger(__name__)
 
-EMBEDDINGS_PREFIX = "clip_embeddings__"
 CLIP_DERIVED_TABLES = ("clip_captions", "clip_duplicates")  # rows keyed by a clip's uuid (with embeddings)
 DELETE_CHUNK = 1000  # uuids per delete predicate
 
 
 class SchemaMismatchError(RuntimeError):
     """A table on disk does not have the schema this code declares: migrate it explicitly."""
-
-
-def sql_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def embeddings_table_name(model_id: str) -> str:
-    return EMBEDDINGS_PREFIX + re.sub(r"[^A-Za-z0-9_]+", "_", model_id).strip("_")
-
-
-def _is_retryable(exc: Exception) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(word in text for word in ("conflict", "retryable", "concurrent", "commit"))
 
 
 class ClipStore:
@@ -58,10 +48,9 @@ class ClipStore:
     measured 1.0 at 100k x 512; IVF_PQ without refinement measured 0.34).
     """
 
-    def __init__(self, uri: str, index_threshold: int = 50_000, max_commit_retries: int = 20):
+    def __init__(self, uri: str, index_threshold: int = 50_000):
         self.uri = uri
         self.index_threshold = index_threshold
-        self.max_commit_retries = max_commit_retries
         # An object-store URI reaches the store the rest of the run uses (curator_core.storage).
         options = storage.current().lancedb_options() if "://" in uri else None
         self.db = lancedb.connect(uri, storage_options=options)
@@ -122,6 +111,11 @@ class ClipStore:
         return out
 
     # --- writes ---------------------------------------------------------------------------------------
+    def commit(self, batch_key: str, owner: str) -> BatchCommit:
+        """A write of batch `batch_key`'s rows to one or more tables that readers see all at once, when
+        the `with` block ends without an error (store.commits). `owner`: the step writing."""
+        return BatchCommit(self, batch_key, owner)
+
     def replace_batch(
         self,
         name: str,
@@ -136,50 +130,12 @@ class ClipStore:
         of one pipeline); the batch's rows outside it are left alone.
 
         `rows` may be a RecordBatchReader to stream a large batch; if it fails part way, nothing is
-        committed (and a reader cannot be retried after a commit conflict)."""
-        if isinstance(rows, pa.RecordBatchReader):
-            table = self.open(name, schema)
-            self._merge(table, batch_key, _checked_stream(rows, batch_key, schema), scope)
-            return table.count_rows(f"batch_key = {sql_literal(batch_key)}")
-        data = (
-            rows
-            if isinstance(rows, pa.Table)
-            else pa.Table.from_pylist(_with_created_at(rows), schema=schema)
-        )
-        data = data.cast(schema)
-        _check_batch_keys(data.column("batch_key").to_pylist(), batch_key)
-        ids = data.column("row_id").to_pylist()
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"duplicate row_id values in the rows for batch {batch_key!r} of {name!r}")
-        for attempt in range(self.max_commit_retries + 1):
-            table = self.open(name, schema)
-            try:
-                self._merge(table, batch_key, data, scope)
-                return data.num_rows
-            except Exception as exc:
-                if attempt == self.max_commit_retries or not _is_retryable(exc):
-                    raise
-                delay = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
-                logger.info(
-                    "commit conflict on %s (attempt %d), retrying in %.2fs: %s", name, attempt + 1, delay, exc
-                )
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+        committed."""
+        with self.commit(batch_key, f"{name}:{scope or ''}") as commit:
+            return commit.replace(name, rows, schema, scope)
 
-    @staticmethod
-    def _merge(table, batch_key: str, data: pa.Table | pa.RecordBatchReader, scope: str | None) -> None:
-        """Upsert the new rows and delete the batch's other rows (within `scope`) in the same commit."""
-        owned = f"batch_key = {sql_literal(batch_key)}" + (f" AND ({scope})" if scope else "")
-        (
-            table.merge_insert("row_id")
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .when_not_matched_by_source_delete(owned)
-            .execute(data)
-        )
-
-    def write_clips(self, batch_key: str, rows: list[dict]) -> int:
-        """Clip rows, after checking that every media file they point at exists (no dangling rows)."""
+    def check_media(self, rows: list[dict]) -> None:
+        """FileNotFoundError when a clip row points at a media file that does not exist."""
         wanted = [
             (row.get("uuid"), c, row[c]) for row in rows for c in ("media_uri", "preview_uri") if row.get(c)
         ]
@@ -187,17 +143,15 @@ class ClipStore:
         for uuid, column, uri in wanted:
             if uri not in present:
                 raise FileNotFoundError(f"clip {uuid}: {column} {uri} does not exist; rows not written")
-        return self.replace_batch("clips", batch_key, rows, schemas.CLIPS)
+
+    def write_clips(self, batch_key: str, rows: list[dict]) -> int:
+        """Clip rows, after checking that every media file they point at exists (no dangling rows)."""
+        with self.commit(batch_key, "clips") as commit:
+            return commit.write_clips(rows)
 
     def write_embeddings(self, batch_key: str, model_id: str, rows: list[dict]) -> int:
-        if not rows:
-            return self.delete_rows(embeddings_table_name(model_id), batch_key)
-        dim = len(rows[0]["vector"])
-        for row in rows:
-            row["model_id"] = model_id
-        return self.replace_batch(
-            embeddings_table_name(model_id), batch_key, rows, schemas.clip_embeddings(dim)
-        )
+        with self.commit(batch_key, embeddings_table_name(model_id)) as commit:
+            return commit.write_embeddings(model_id, rows)
 
     def delete_rows(self, name: str, batch_key: str) -> int:
         if name not in self.table_names():
@@ -227,7 +181,7 @@ class ClipStore:
         return deleted
 
     def delete_batch(self, batch_key: str) -> dict[str, int]:
-        """Remove a batch's rows from every table and its clip media files."""
+        """Remove a batch's rows from every table (those of writes in flight too) and its clip media files."""
         deleted: dict[str, int] = {}
         if "clips" in self.table_names():
             clips = self.db.open_table("clips")
@@ -260,24 +214,30 @@ class ClipStore:
             declared = schemas.TABLES.get(name)
             empty = declared.empty_table() if declared is not None else pa.table({})
             return empty.select(columns) if columns and declared is not None else empty
-        query = self.db.open_table(name).search()
-        if where:
-            query = query.where(where)
-        if columns:
-            query = query.select(columns)
-        return query.limit(limit).to_arrow()
+
+        def read(hidden: str | None) -> pa.Table:
+            query = self.db.open_table(name).search()
+            if both(where, hidden):
+                query = query.where(both(where, hidden))
+            if columns:
+                query = query.select(columns)
+            return query.limit(limit).to_arrow()
+
+        return consistent_read(self, name, read)
 
     def count(self, name: str, where: str | None = None) -> int:
         """Rows of a table (optionally filtered) without reading them; 0 when it does not exist yet."""
         if name not in self.table_names():
             return 0
-        return self.db.open_table(name).count_rows(where)
+        return consistent_read(
+            self, name, lambda hidden: self.db.open_table(name).count_rows(both(where, hidden))
+        )
 
     def embedding_models(self) -> list[str]:
         out = []
         for name in self.table_names():
             if name.startswith(EMBEDDINGS_PREFIX):
-                ids = self.db.open_table(name).search().select(["model_id"]).limit(1).to_arrow()
+                ids = self.rows(name, columns=["model_id"], limit=1)
                 if ids.num_rows:
                     out.append(ids.column("model_id")[0].as_py())
         return out
@@ -309,12 +269,19 @@ class ClipStore:
             allowed = set(self.rows("clips", where).column("uuid").to_pylist())
             if not allowed:
                 return []
-        query = table.search(list(vector), vector_column_name="vector").metric("cosine").nprobes(nprobes)
-        if allowed is not None:
-            query = query.where(
-                "uuid IN (" + ", ".join(sql_literal(u) for u in sorted(allowed)) + ")", prefilter=True
-            )
-        hits = query.limit(k).to_list()
+        only = (
+            None
+            if allowed is None
+            else "uuid IN (" + ", ".join(sql_literal(u) for u in sorted(allowed)) + ")"
+        )
+
+        def read(hidden: str | None) -> list[dict]:
+            query = table.search(list(vector), vector_column_name="vector").metric("cosine").nprobes(nprobes)
+            if both(only, hidden):
+                query = query.where(both(only, hidden), prefilter=True)
+            return query.limit(k).to_list()
+
+        hits = consistent_read(self, name, read)
         if not hits:
             return []
         uuids = [h["uuid"] for h in hits]
@@ -340,31 +307,10 @@ class ClipStore:
         return results
 
     def export(self, name: str, path: str) -> int:
-        table = self.db.open_table(name).to_arrow()
+        table = self.rows(name)
         with fsspec.open(path, "wb") as handle:
             pq.write_table(table, handle)
         return table.num_rows
-
-
-def _check_batch_keys(keys: list[str], batch_key: str) -> None:
-    other = set(keys) - {batch_key}
-    if other:
-        raise ValueError(f"rows for batch {batch_key!r} carry other batch keys: {sorted(other)}")
-
-
-def _checked_stream(reader: pa.RecordBatchReader, batch_key: str, schema: pa.Schema) -> pa.RecordBatchReader:
-    def batches():
-        for batch in reader:
-            batch = batch.cast(schema)
-            _check_batch_keys(batch.column("batch_key").to_pylist(), batch_key)
-            yield batch
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
-
-
-def _with_created_at(rows: list[dict]) -> list[dict]:
-    now = datetime.now(UTC)
-    return [{**row, "created_at": row.get("created_at") or now} for row in rows]
 
 
 def _exists(uri: str) -> bool:
