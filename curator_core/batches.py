@@ -32,13 +32,11 @@ from curator_core.store import ClipStore, schemas
 from curator_core.store.commits import BatchCommit
 from curator_core.store.records import (
     Lineage,
-    caption_rows,
-    clip_rows,
-    embedding_rows,
     failure_rows,
     params_hash,
     video_rows,
 )
+from curator_core.store.row_writer import CAPTIONS, CLIPS, EMBEDDINGS, RowWriterStage, stored
 from curator_core.store.store import embeddings_table_name, sql_literal
 from curator_core.tasks import VideoTask
 from curator_core.training.options import ShardOptions
@@ -48,7 +46,6 @@ from curator_core.video.model_stage import ClipModelStage
 from curator_core.video.pipelines import CurationOptions, caption_stages, embedding_stages, split_pipeline
 from curator_core.video.preview import thumbnail_jpeg
 from curator_core.video.reader import READ_ERROR, VideoReader
-from curator_core.video.results import DropWorkerDataStage
 from curator_core.video.stored_clips import StoredClipReader
 from curator_core.video.writer import prune_outputs
 
@@ -272,32 +269,33 @@ def _raw_videos(batch_key: str, settings: BatchSettings, run: _Run) -> StepSumma
 def _clips(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     options = settings.options.model_copy(update={"embed": False, "caption": False})
     output_root = posixpath.join(settings.output_root.rstrip("/"), batch_key)
-    pipeline = split_pipeline([settings.batch_uri(batch_key)], output_root, options)
-    pipeline.name = "clips"
     store = ClipStore(settings.store_uri)
     listed = store.count("videos", f"batch_key = {sql_literal(batch_key)}")  # by raw_videos, when it ran
-    result, seconds = run.execute(pipeline, Progress("clips", run.report, total=listed or None))
     lineage = _lineage("clips", batch_key, options)
-    tasks = _video_tasks(result)
-    hashes = {t.data.input_path: t.data.content_hash for t in tasks}  # read by the workers
-    rows = clip_rows(tasks, lineage, hashes)
-    unreadable = store.rows(
-        "videos", f"batch_key = {sql_literal(batch_key)} AND status = 'failed'", ["source_uri"]
-    )
-    failure_table, failures = _failures(
-        result, lineage, frozenset(unreadable.column("source_uri").to_pylist())
-    )
+    batch = f"batch_key = {sql_literal(batch_key)}"
     with store.commit(batch_key, "clips") as commit:  # clips and failures: one commit point
+        commit.expect("clips", schemas.CLIPS)  # the workers write the rows (store.row_writer)
+        rows_stage = RowWriterStage(settings.store_uri, batch_key, commit.commit_id, CLIPS, lineage)
+        pipeline = split_pipeline([settings.batch_uri(batch_key)], output_root, options, rows_stage)
+        pipeline.name = "clips"
+        result, seconds = run.execute(pipeline, Progress("clips", run.report, total=listed or None))
+        tasks = _video_tasks(result)
+        unreadable = store.rows("videos", f"{batch} AND status = 'failed'", ["source_uri"])
+        failure_table, failures = _failures(
+            result, lineage, frozenset(unreadable.column("source_uri").to_pylist())
+        )
         tables = {
-            "clips": commit.write_clips(rows),
+            "clips": commit.staged_count("clips"),
             "failures": _write_failures(commit, failure_table, lineage),
         }
     # Once committed, what this run no longer produces goes: media of an earlier run with other settings
     # (or of a killed one), and the derived rows of clips that no longer exist.
-    written = [row[c] for row in rows for c in ("media_uri", "preview_uri")]
+    media = store.rows("clips", batch, ["uuid", "media_uri", "preview_uri"])
+    written = [u for c in ("media_uri", "preview_uri") for u in media.column(c).to_pylist() if u]
     written += [t.metadata.get(key) for t in tasks for key in ("clips_table", "video_summary")]
     removed = {"files": prune_outputs(output_root, written)}
-    removed.update(store.delete_stale_clip_rows(batch_key, {row["uuid"] for row in rows}))
+    removed.update(store.delete_stale_clip_rows(batch_key, set(media.column("uuid").to_pylist())))
+    del media, written
     gallery = write_gallery(store, batch_key, settings.output_root)
     durations: dict[str, float] = {}
     for task in tasks:
@@ -313,9 +311,7 @@ def _clips(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
             "filtered_by": row["filtered_by"] or "",
             "motion": round(dict(row["scores"]).get("motion_global_mean", float("nan")), 5),
         }
-        for row in sorted(rows, key=lambda r: (not r["kept"], r["source_uri"], r["span_start_s"]))[
-            :PREVIEW_ROWS
-        ]
+        for row in _preview_clips(store, batch)
     ]
     return StepSummary(
         "clips",
@@ -331,6 +327,14 @@ def _clips(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     )
 
 
+def _preview_clips(store: ClipStore, batch: str) -> list[dict]:
+    """A few of the batch's clips, kept ones first: read back from the store, not held by the driver."""
+    rows = store.rows("clips", f"{batch} AND kept", limit=PREVIEW_ROWS).to_pylist()
+    if len(rows) < PREVIEW_ROWS:
+        rows += store.rows("clips", f"{batch} AND NOT kept", limit=PREVIEW_ROWS - len(rows)).to_pylist()
+    return sorted(rows, key=lambda r: (not r["kept"], r["source_uri"], r["span_start_s"]))
+
+
 def _gallery_details(gallery: Gallery, output_root: str) -> dict[str, Any]:
     return {
         "output_folder": output_root,
@@ -343,10 +347,6 @@ def _gallery_details(gallery: Gallery, output_root: str) -> dict[str, Any]:
 def _stored_clip_progress(step: str, store: ClipStore, batch_key: str, report) -> Progress:
     kept = store.count("clips", f"batch_key = {sql_literal(batch_key)} AND kept")
     return Progress(step, report, total=kept or None, unit="clips", clips_are_inputs=True)
-
-
-def _clip_seconds(tasks: list[VideoTask]) -> float:
-    return sum(c.duration_s for t in tasks for c in t.data.clips)
 
 
 def _models(stages: list) -> dict[str, str]:
@@ -365,29 +365,34 @@ def _model_notes(models: dict[str, str], directory: str) -> list[str]:
 def _clip_embeddings(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     o = settings.options
     directory = registry.location(o.model_dir)
-    stages = [StoredClipReader(settings.store_uri, batch_key), *embedding_stages(o), DropWorkerDataStage()]
-    models = _models(stages)
+    model_stages = embedding_stages(o)
+    models = _models(model_stages)
     model_id = models["embedding"]
     store = ClipStore(settings.store_uri)
     progress = _stored_clip_progress("clip_embeddings", store, batch_key, run.report)
-    result, seconds = run.execute(Pipeline("clip_embeddings", stages), progress, skip=not progress.total)
     lineage = _lineage("clip_embeddings", batch_key, {"model": model_id}, model_id=model_id)
-    tasks = _video_tasks(result)
-    rows = embedding_rows(tasks, model_id, lineage)
-    failure_table, failures = _failures(result, lineage)
     table = embeddings_table_name(model_id)
-    with store.commit(batch_key, "clip_embeddings") as commit:
+    with store.commit(batch_key, "clip_embeddings") as commit:  # embeddings and failures: one commit
+        commit.expect(table)  # the workers write the vectors (store.row_writer)
+        rows_stage = RowWriterStage(
+            settings.store_uri, batch_key, commit.commit_id, EMBEDDINGS, lineage, model_id
+        )
+        stages = [StoredClipReader(settings.store_uri, batch_key), *model_stages, rows_stage]
+        result, seconds = run.execute(Pipeline("clip_embeddings", stages), progress, skip=not progress.total)
+        tasks = _video_tasks(result)
+        failure_table, failures = _failures(result, lineage)
         tables = {
-            table: commit.write_embeddings(model_id, rows),
+            table: commit.staged_count(table),
             "failures": _write_failures(commit, failure_table, lineage),
         }
+        rows = commit.staged(table, ["uuid", "vector"], limit=PREVIEW_ROWS).to_pylist()
     preview = [
         {
             "clip": r["uuid"],
             "dim": len(r["vector"]),
             "first values": str([round(v, 3) for v in r["vector"][:4]]),
         }
-        for r in rows[:PREVIEW_ROWS]
+        for r in rows
     ]
     return StepSummary(
         "clip_embeddings",
@@ -396,7 +401,7 @@ def _clip_embeddings(batch_key: str, settings: BatchSettings, run: _Run) -> Step
         tables,
         failures,
         seconds,
-        _clip_seconds(tasks),
+        stored(tasks, "clip_s"),
         preview,
         _model_notes(models, directory),
         models,
@@ -406,24 +411,27 @@ def _clip_embeddings(batch_key: str, settings: BatchSettings, run: _Run) -> Step
 def _clip_captions(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     o = settings.options
     directory = registry.location(o.model_dir)
-    stages = [StoredClipReader(settings.store_uri, batch_key), *caption_stages(o), DropWorkerDataStage()]
-    models = _models(stages)
+    model_stages = caption_stages(o)
+    models = _models(model_stages)
     store = ClipStore(settings.store_uri)
     progress = _stored_clip_progress("clip_captions", store, batch_key, run.report)
-    result, seconds = run.execute(Pipeline("clip_captions", stages), progress, skip=not progress.total)
     lineage = _lineage("clip_captions", batch_key, o, model_id=models["captioning"])
-    tasks = _video_tasks(result)
-    rows = caption_rows(tasks, lineage)
-    failure_table, failures = _failures(result, lineage)
-    with store.commit(batch_key, "clip_captions") as commit:
+    with store.commit(batch_key, "clip_captions") as commit:  # captions and failures: one commit
+        commit.expect("clip_captions", schemas.CLIP_CAPTIONS)  # the workers write them (store.row_writer)
+        rows_stage = RowWriterStage(settings.store_uri, batch_key, commit.commit_id, CAPTIONS, lineage)
+        stages = [StoredClipReader(settings.store_uri, batch_key), *model_stages, rows_stage]
+        result, seconds = run.execute(Pipeline("clip_captions", stages), progress, skip=not progress.total)
+        tasks = _video_tasks(result)
+        failure_table, failures = _failures(result, lineage)
         tables = {
-            "clip_captions": commit.replace("clip_captions", rows, schemas.CLIP_CAPTIONS),
+            "clip_captions": commit.staged_count("clip_captions"),
             "failures": _write_failures(commit, failure_table, lineage),
         }
+        columns = ["uuid", "window", "kind", "text"]
+        rows = commit.staged("clip_captions", columns, limit=PREVIEW_ROWS).to_pylist()
     gallery = write_gallery(store, batch_key, settings.output_root)  # now with the captions
     preview = [
-        {"clip": r["uuid"], "window": r["window"], "kind": r["kind"], "text": _short(r["text"])}
-        for r in rows[:PREVIEW_ROWS]
+        {"clip": r["uuid"], "window": r["window"], "kind": r["kind"], "text": _short(r["text"])} for r in rows
     ]
     return StepSummary(
         "clip_captions",
@@ -432,7 +440,7 @@ def _clip_captions(batch_key: str, settings: BatchSettings, run: _Run) -> StepSu
         tables,
         failures,
         seconds,
-        _clip_seconds(tasks),
+        stored(tasks, "clip_s"),
         preview,
         _model_notes(models, directory),
         models,

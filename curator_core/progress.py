@@ -46,7 +46,13 @@ class Progress:
         source = getattr(data, "input_path", None)
         if source:
             self.sources.add(source)
-        self.clips += len(getattr(data, "clips", ()) or ()) + len(getattr(data, "filtered_clips", ()) or ())
+        stored = getattr(task, "metadata", {}).get("stored")  # the clips went to the store (store.row_writer)
+        if stored:
+            self.clips += stored["clips"]
+        else:
+            self.clips += len(getattr(data, "clips", ()) or ()) + len(
+                getattr(data, "filtered_clips", ()) or ()
+            )
         now = self.clock()
         tenth = int(10 * self.done / self.total) if self.total else 0
         if tenth > self._last_tenth or now - self.last >= self.every_s:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from curator_core.models import registry
 from curator_core.pipeline import Pipeline
+from curator_core.stage import ProcessingStage
 from curator_core.tasks import FrameKey
 from curator_core.video.captioning import (
     CAPTION_FRAME_KEY,
@@ -26,8 +27,14 @@ from curator_core.video.writer import ClipWriterStage
 EMBED_FRAME_KEY = FrameKey(fps=1.0, height=224, width=224)
 
 
-def split_pipeline(inputs: list[str], output_root: str, options: CurationOptions | None = None) -> Pipeline:
-    """read -> split -> transcode -> motion score/filter -> preview -> write."""
+def split_pipeline(
+    inputs: list[str],
+    output_root: str,
+    options: CurationOptions | None = None,
+    last_stage: ProcessingStage | None = None,
+) -> Pipeline:
+    """read -> split -> transcode -> motion score/filter -> preview -> write. `last_stage`: what the
+    written tasks go through before they leave the workers (default: drop their media and frames)."""
     o = options or CurationOptions()
     if o.splitting == "fixed":
         splitter = FixedStrideSplittingStage(
@@ -59,7 +66,7 @@ def split_pipeline(inputs: list[str], output_root: str, options: CurationOptions
         stages += embedding_stages(o)
     if o.caption:
         stages += caption_stages(o)
-    stages += [ClipWriterStage(output_root=output_root), DropWorkerDataStage()]
+    stages += [ClipWriterStage(output_root=output_root), last_stage or DropWorkerDataStage()]
     return Pipeline(
         "split_transcode", stages, description="read, split, transcode, motion filter, preview, write"
     )

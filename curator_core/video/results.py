@@ -25,11 +25,16 @@ class DropWorkerDataStage(ProcessingStage[VideoTask, VideoTask]):
     resources: Resources = Resources(cpus=0.1)
 
     def process(self, task: VideoTask) -> VideoTask:
-        video = task.data
-        video.source_bytes = None
-        for clip in video.clips + video.filtered_clips:
-            clip.encoded_data = None
-            clip.extracted_frames = {}
-            for key in WORKER_ONLY_METADATA:
-                clip.metadata.pop(key, None)
-        return task
+        return drop_worker_data(task)
+
+
+def drop_worker_data(task: VideoTask) -> VideoTask:
+    """`task` without the media bytes, frames and per-frame arrays its clips (and video) carry."""
+    video = task.data
+    video.source_bytes = None
+    for clip in video.clips + video.filtered_clips:
+        clip.encoded_data = None
+        clip.extracted_frames = {}
+        for key in WORKER_ONLY_METADATA:
+            clip.metadata.pop(key, None)
+    return task

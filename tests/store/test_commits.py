@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from curator_core.store import ClipStore, schemas
-from curator_core.store.commits import CommitLog
+from curator_core.store.commits import COMPACT_FROM, CommitLog, append_rows
 
 from .test_store import clip_row
 
@@ -117,3 +117,15 @@ def test_readers_see_one_whole_run_while_another_process_commits(uri):
     writer.join()
     assert writer.exitcode == 0
     assert seen <= {5, 8}, seen  # never both runs' rows, never none
+
+
+def test_rows_that_workers_append_task_by_task_show_at_the_commit_and_are_compacted(tmp_path):
+    store = ClipStore(str(tmp_path / "db"))
+    tasks = COMPACT_FROM + 6
+    with store.commit("a", "clips") as commit:
+        commit.expect("clips", schemas.CLIPS)
+        for i in range(tasks):  # what RowWriterStage does on the workers, one append per task
+            append_rows(store, "clips", [clip_row("a", i)], schemas.CLIPS, "a", commit.commit_id)
+        assert store.count("clips") == 0 and commit.staged_count("clips") == tasks
+    assert store.count("clips", "batch_key = 'a'") == tasks
+    assert store.db.open_table("clips").stats()["fragment_stats"]["num_fragments"] == 1

@@ -1,0 +1,91 @@
+"""Rows written where the data is (issue #14): the last stage of a step's pipeline appends each task's
+rows to the clip store under the step's pending commit (store.commits), on the worker that made them,
+and sends the driver only a small record.
+
+The driver opens the commit before the pipeline runs and makes it visible once the pipeline is done, so
+what it holds no longer grows with the clips: per task it gets ids, counts, errors and the clips that
+carry an error (for the failures table), instead of every clip's row, vector and caption. Existence
+checks of media files run here too, one task's files at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from curator_core.resources import Resources
+from curator_core.stage import ProcessingStage
+from curator_core.store import schemas
+from curator_core.store.commits import append_rows, embeddings_table_name
+from curator_core.store.records import Lineage, caption_rows, clip_rows, embedding_rows
+from curator_core.tasks import VideoTask
+from curator_core.video.results import drop_worker_data
+
+STORED = "stored"  # task.metadata key: what the stage wrote, {"rows": {table: n}, "clips": n, "clip_s": s}
+CLIPS, EMBEDDINGS, CAPTIONS = "clips", "embeddings", "captions"
+
+
+@dataclass
+class RowWriterStage(ProcessingStage[VideoTask, VideoTask]):
+    """Appends the task's rows of one kind (clips, embeddings of `model_id`, captions) to the store at
+    `store_uri`, tagged with `commit_id` (hidden until the driver commits), then keeps only what the
+    driver needs: counts, errors, and the clips that carry an error."""
+
+    store_uri: str = ""
+    batch_key: str = ""
+    commit_id: str = ""
+    kind: str = CLIPS
+    lineage: Lineage | None = None
+    model_id: str | None = None
+    name: str = "row_writer"
+    resources: Resources = Resources(cpus=0.25)
+
+    def __post_init__(self) -> None:
+        if self.kind not in (CLIPS, EMBEDDINGS, CAPTIONS):
+            raise ValueError(f"kind must be {CLIPS}, {EMBEDDINGS} or {CAPTIONS}, got {self.kind!r}")
+        if self.kind == EMBEDDINGS and not self.model_id:
+            raise ValueError("writing embeddings needs the model_id that made them")
+
+    def setup(self, worker_metadata=None) -> None:
+        from curator_core.store import ClipStore
+
+        self._store = ClipStore(self.store_uri)
+
+    def process(self, task: VideoTask) -> VideoTask:
+        store = getattr(self, "_store", None)
+        if store is None:
+            self.setup()
+            store = self._store
+        video = task.data
+        name, rows, schema = self._rows(task)
+        if self.kind == CLIPS:
+            store.check_media(rows)
+        if rows:
+            append_rows(store, name, rows, schema, self.batch_key, self.commit_id)
+        clips = video.clips if self.kind != CLIPS else video.clips + video.filtered_clips
+        task.metadata[STORED] = {
+            "rows": {name: len(rows)},
+            "clips": len(clips),
+            "clip_s": sum(c.duration_s for c in clips),
+        }
+        drop_worker_data(task)
+        video.clips = [c for c in video.clips if c.errors]  # the failures table needs these
+        video.filtered_clips = [c for c in video.filtered_clips if c.errors]
+        return task
+
+    def _rows(self, task: VideoTask) -> tuple[str, list[dict], pa.Schema | None]:
+        lineage = self.lineage
+        if self.kind == CLIPS:
+            hashes = {task.data.input_path: task.data.content_hash}
+            return "clips", clip_rows([task], lineage, hashes), schemas.CLIPS
+        if self.kind == CAPTIONS:
+            return "clip_captions", caption_rows([task], lineage), schemas.CLIP_CAPTIONS
+        rows = embedding_rows([task], self.model_id, lineage)
+        schema = schemas.clip_embeddings(len(rows[0]["vector"])) if rows else None
+        return embeddings_table_name(self.model_id), rows, schema
+
+
+def stored(tasks: list[VideoTask], key: str) -> float:
+    """A total over tasks of what RowWriterStage recorded (`clips`, `clip_s`)."""
+    return sum(t.metadata.get(STORED, {}).get(key, 0) for t in tasks)
