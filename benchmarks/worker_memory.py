@@ -86,6 +86,13 @@ def _cluster_workers(session_dir_part: str) -> dict[str, str]:
     return {pid: cmd.strip()[:60] for pid, (ppid, cmd) in procs.items() if ppid in raylets}
 
 
+def _vmhwm_kib(pid: str) -> int:
+    try:
+        return _status_kib(pid, "VmHWM")
+    except OSError:
+        return 0
+
+
 class _Sampler(threading.Thread):
     """Peak RssAnon and RssShmem (KiB) of every worker of one cluster, sampled until stopped."""
 
@@ -94,11 +101,14 @@ class _Sampler(threading.Thread):
         self.session_dir_part, self.every_s = session_dir_part, every_s
         self.anon: dict[str, int] = {}
         self.shmem: dict[str, int] = {}
+        self.names: dict[str, str] = {}  # the busiest name seen (an idle worker reads "ray::IDLE")
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(self.every_s):
-            for pid in _cluster_workers(self.session_dir_part):
+            for pid, name in _cluster_workers(self.session_dir_part).items():
+                if "IDLE" not in name or pid not in self.names:
+                    self.names[pid] = name
                 try:
                     anon, shmem = _status_kib(pid, "RssAnon"), _status_kib(pid, "RssShmem")
                 except OSError:
@@ -123,9 +133,9 @@ def child(video: str, out: str, tmpdir: str) -> None:
     sampler.done.set()
     sampler.join()
     clips = sum(len(t.data.clips) + len(t.data.filtered_clips) for t in result.outputs)
-    workers = {
-        pid: (name, sampler.anon.get(pid, 0), sampler.shmem.get(pid, 0), _status_kib(pid, "VmHWM"))
-        for pid, name in _cluster_workers(tmpdir).items()
+    workers = {  # every worker sampled, those that exited during the run too (VmHWM 0: gone by the end)
+        pid: (name, sampler.anon.get(pid, 0), sampler.shmem.get(pid, 0), _vmhwm_kib(pid))
+        for pid, name in sampler.names.items()
     }
     driver = _status_kib("self", "VmHWM")
     ray.shutdown()

@@ -261,7 +261,11 @@ class ContentShotDetector(ShotDetector):
     mix_residual: float = 0.2
     mixed_fraction: float = 0.85
     dissolve_coverage: float = 0.4
-    chunk_frames: int = 2048  # frames decided per window when streaming a file (memory, not results)
+    # Frames decided per window when streaming a file (memory, not results): a window of 1024 + 2 x 192
+    # frames at 96x54 holds 44 MB of planes and the detection pass a few times that, the same for any video
+    # longer than 47 s at 30 fps (benchmarks/worker_memory.py, 10-minute 1080p input: the detecting worker
+    # peaked at 0.49 GiB with 2048, 0.33 GiB with 1024).
+    chunk_frames: int = 1024
     context_frames: int = 192  # frames seen on each side of a window: more than any rule looks across
 
     def scores(self, f: SmallFrames) -> np.ndarray:
