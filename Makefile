@@ -23,7 +23,7 @@ ui: setup
 
 test: setup
 	@bash scripts/browser.sh
-	.venv/bin/python -m pytest -q -ra
+	.venv/bin/python -m pytest -q -ra --durations=25
 
 lint: setup
 	.venv/bin/ruff check curator_core curator_assets tests benchmarks
