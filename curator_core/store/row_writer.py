@@ -60,7 +60,7 @@ class RowWriterStage(ProcessingStage[VideoTask, VideoTask]):
         video = task.data
         name, rows, schema = self._rows(task)
         if self.kind == CLIPS:
-            store.check_media(rows)
+            store.check_media(rows, per_file=True)
         if rows:
             append_rows(store, name, rows, schema, self.batch_key, self.commit_id)
         clips = video.clips if self.kind != CLIPS else video.clips + video.filtered_clips

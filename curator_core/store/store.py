@@ -134,12 +134,15 @@ class ClipStore:
         with self.commit(batch_key, f"{name}:{scope or ''}") as commit:
             return commit.replace(name, rows, schema, scope)
 
-    def check_media(self, rows: list[dict]) -> None:
-        """FileNotFoundError when a clip row points at a media file that does not exist."""
+    def check_media(self, rows: list[dict], per_file: bool = False) -> None:
+        """FileNotFoundError when a clip row points at a media file that does not exist. `per_file`: one
+        request per file (a worker checking its task's few clips) instead of listing their folders, which
+        hold the whole batch's clips (a listing per task would cost O(clips) each)."""
         wanted = [
             (row.get("uuid"), c, row[c]) for row in rows for c in ("media_uri", "preview_uri") if row.get(c)
         ]
-        present = existing(uri for _, _, uri in wanted)
+        uris = [uri for _, _, uri in wanted]
+        present = {u for u in uris if _exists(u)} if per_file else existing(uris)
         for uuid, column, uri in wanted:
             if uri not in present:
                 raise FileNotFoundError(f"clip {uuid}: {column} {uri} does not exist; rows not written")

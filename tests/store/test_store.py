@@ -256,3 +256,13 @@ def test_existence_by_listing_on_object_storage(s3_server, monkeypatch):
         assert existing([*uris, f"s3://{root}/clips/gone.mp4"]) == set(uris)
     finally:
         storage.reset()
+
+
+def test_a_workers_media_check_asks_per_file_and_names_the_missing_one(store, tmp_path):
+    media = tmp_path / "clips" / "x.mp4"
+    media.parent.mkdir()
+    media.write_bytes(b"mp4")
+    store.check_media([clip_row("a", 0, str(media))], per_file=True)
+    gone = str(tmp_path / "clips" / "gone.mp4")
+    with pytest.raises(FileNotFoundError, match="a-clip-1: media_uri .*gone.mp4 does not exist"):
+        store.check_media([clip_row("a", 0, str(media)), clip_row("a", 1, gone)], per_file=True)
