@@ -51,11 +51,6 @@ def project_ray_tmpdir() -> str:
 
 
 BLOCKS_PER_CPU = 4
-# glibc raises its mmap threshold each time a large block is freed, after which decoded frames (MBs each)
-# come from the heap and fragment it: a worker's memory then creeps up with every clip. A fixed threshold
-# keeps frame-sized blocks mmapped and returned whole when freed. The private cluster's processes inherit
-# it from the driver (glibc reads it at process start); set it on the nodes of a cluster you start.
-WORKER_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
 
 
 def worker_runtime_env(runtime_env: dict | None = None) -> dict | None:
@@ -102,8 +97,6 @@ def ensure_ray(
             # never run lancedb code, so the warning (inherited by the child through the filter) is moot.
             warnings.filterwarnings("ignore", "lancedb fork support", RuntimeWarning)
             prune_dead_sessions(project_ray_tmpdir())
-            for name, value in WORKER_MALLOC_ENV.items():
-                os.environ.setdefault(name, value)
             context = ray.init(
                 address="local",
                 num_cpus=num_cpus,
