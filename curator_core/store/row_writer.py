@@ -10,6 +10,7 @@ checks of media files run here too, one task's files at a time.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -47,16 +48,8 @@ class RowWriterStage(ProcessingStage[VideoTask, VideoTask]):
         if self.kind == EMBEDDINGS and not self.model_id:
             raise ValueError("writing embeddings needs the model_id that made them")
 
-    def setup(self, worker_metadata=None) -> None:
-        from curator_core.store import ClipStore
-
-        self._store = ClipStore(self.store_uri)
-
     def process(self, task: VideoTask) -> VideoTask:
-        store = getattr(self, "_store", None)
-        if store is None:
-            self.setup()
-            store = self._store
+        store = _store(self.store_uri)
         video = task.data
         name, rows, schema = self._rows(task)
         if self.kind == CLIPS:
@@ -84,6 +77,15 @@ class RowWriterStage(ProcessingStage[VideoTask, VideoTask]):
         rows = embedding_rows([task], self.model_id, lineage)
         schema = schemas.clip_embeddings(len(rows[0]["vector"])) if rows else None
         return embeddings_table_name(self.model_id), rows, schema
+
+
+@functools.cache
+def _store(uri: str):
+    """One connection per worker process. Not `setup`: a stage with per-worker hooks runs in an actor pool
+    of its own (a fresh process per step), where this one fuses with the writer on its warm workers."""
+    from curator_core.store import ClipStore
+
+    return ClipStore(uri)
 
 
 def stored(tasks: list[VideoTask], key: str) -> float:
