@@ -162,15 +162,14 @@ class CommitLog:
     def finish(self, entry: dict, tables: list[str]) -> None:
         """Complete what a write left in flight: delete what a committed write replaced, or the rows of
         one that never reached its commit point; then forget it."""
+        existing = set(self.store.table_names())
         if entry["state"] == CLEANING:
-            existing = set(self.store.table_names())
             for name, scope in json.loads(entry["tables_json"] or "{}").items():
                 if name in tables and name in existing:
                     where = f"{_batch(entry['batch_key'], scope)} AND {_not_this_commit(entry['commit_id'])}"
                     table = self.store.db.open_table(name)
                     _retry(name, lambda t=table, w=where: t.delete(w))
         else:
-            existing = set(self.store.table_names())
             for name in (t for t in tables if t in existing):
                 table = self.store.db.open_table(name)
                 where = f"commit_id = {sql_literal(entry['commit_id'])}"
@@ -218,6 +217,12 @@ class BatchCommit:
         )
         return self
 
+    def _claim(self, name: str, scope: str | None) -> None:
+        """Record that this write replaces the batch's rows of `name` within `scope` (once per table)."""
+        if name in self.written:
+            raise ValueError(f"table {name!r} written twice in one commit of batch {self.batch_key!r}")
+        self.written[name] = scope or ""
+
     def replace(
         self,
         name: str,
@@ -227,20 +232,16 @@ class BatchCommit:
     ) -> int:
         """Stage `rows` as the batch's rows of table `name` (within `scope`, an SQL predicate on the
         batch's rows this write owns). Hidden until the commit point. Returns the rows staged."""
-        if name in self.written:
-            raise ValueError(f"table {name!r} written twice in one commit of batch {self.batch_key!r}")
-        self.written[name] = scope or ""
+        self._claim(name, scope)
         return append_rows(self.store, name, rows, schema, self.batch_key, self.commit_id)
 
     def expect(self, name: str, schema: pa.Schema | None = None, scope: str | None = None) -> None:
         """Table `name` gets this write's rows from elsewhere (workers: store.row_writer, with this
         commit_id): at the commit point they replace the batch's rows within `scope` as `replace` does.
         `schema`: create the table now (so that workers do not race to), where it is known."""
-        if name in self.written:
-            raise ValueError(f"table {name!r} written twice in one commit of batch {self.batch_key!r}")
+        self._claim(name, scope)
         if schema is not None:
             self.store.open(name, schema)
-        self.written[name] = scope or ""
 
     def staged(self, name: str, columns: list[str] | None = None, limit: int | None = None) -> pa.Table:
         """Rows this write has staged in `name` so far (visible to it before the commit point)."""
