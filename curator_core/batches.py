@@ -28,16 +28,19 @@ from curator_core.gallery import Gallery, write_gallery
 from curator_core.models import registry
 from curator_core.pipeline import Pipeline
 from curator_core.progress import Progress
-from curator_core.store import ClipStore, schemas
-from curator_core.store.commits import BatchCommit
+from curator_core.store import ClipStore, schemas, task_records
+from curator_core.store.commits import BatchCommit, compact
 from curator_core.store.records import (
     Lineage,
     failure_rows,
     params_hash,
+    raised_failure_rows,
     video_rows,
 )
-from curator_core.store.row_writer import CAPTIONS, CLIPS, EMBEDDINGS, RowWriterStage, stored
+from curator_core.store.reuse import ReuseStage
+from curator_core.store.row_writer import CAPTIONS, CLIPS, EMBEDDINGS, RowWriterStage
 from curator_core.store.store import embeddings_table_name, sql_literal
+from curator_core.store.task_records import StepRecords
 from curator_core.tasks import VideoTask
 from curator_core.training.options import ShardOptions
 from curator_core.training.shards import export_shards
@@ -134,7 +137,7 @@ class StepSummary:
     ray_job_id: str | None = None  # set when the step ran as a submitted Ray job
     ray_dashboard: str | None = None  # the dashboard of the cluster it ran on (or of its job), when known
     details: dict[str, Any] = field(default_factory=dict)  # what is particular to the step (JSON-able)
-    faults: dict[str, int] = field(default_factory=dict)  # worker deaths: tasks retried, tasks lost
+    faults: dict[str, int] = field(default_factory=dict)  # nodes lost, tasks retried, tasks lost
 
     @property
     def throughput(self) -> float:
@@ -206,14 +209,39 @@ def _video_tasks(result: RunResult) -> list[VideoTask]:
 
 
 def _failures(
-    result: RunResult, lineage: Lineage, reported: frozenset[str] = frozenset()
+    rows: list[dict], reported: frozenset[str] = frozenset()
 ) -> tuple[list[dict], list[dict[str, str]]]:
-    """The run's failure rows, and the same as summary entries. `reported`: files whose read failure an
+    """Failure rows to write, and the same as summary entries. `reported`: files whose read failure an
     earlier step of the batch recorded already, so that each failure is recorded once."""
-    rows = [
-        r for r in failure_rows(result, lineage) if not (r["stage"] == READ_ERROR and r["input"] in reported)
-    ]
+    rows = [r for r in rows if not (r["stage"] == READ_ERROR and r["input"] in reported)]
     return rows, [{"stage": r["stage"], "input": r["input"], "reason": r["message"]} for r in rows]
+
+
+def _expect_records(commit: BatchCommit, lineage: Lineage) -> None:
+    """The step's workers record each task they store (store.task_records), in the step's scope (of
+    one model, where the step has one per model)."""
+    model = f" AND model_id = {sql_literal(lineage.model_id)}" if lineage.model_id else ""
+    commit.expect(task_records.TABLE, schemas.STEP_TASKS, lineage.scope + model)
+
+
+def _stored(store: ClipStore, commit: BatchCommit, lineage: Lineage, result: RunResult,
+            tables: list[str]) -> tuple[StepRecords, list[dict]]:  # fmt: skip
+    """Once the pipeline is done: one copy of each row in `tables` (a task run twice wrote its rows
+    twice), what the tasks stored, and the failure rows (recorded ones and tasks that raised)."""
+    task_records.reconcile(store, commit.commit_id, lineage, tables)
+    records = task_records.read_records(store, commit.commit_id, lineage)
+    return records, records.failure_rows + raised_failure_rows(result, lineage)
+
+
+def _pinned_versions(store: ClipStore, names: list[str]) -> dict[str, int]:
+    """Versions of the tables a reusing step reads, compacted first: what an earlier, killed run
+    appended one task at a time is read in a few fragments, and this run's appends stay out of sight."""
+    versions = {}
+    for name in names:
+        if name in store.table_names():
+            compact(store, name)
+            versions[name] = store.db.open_table(name).version
+    return versions
 
 
 def _write_failures(commit: BatchCommit, rows: list[dict], lineage: Lineage) -> int:
@@ -232,7 +260,7 @@ def _raw_videos(batch_key: str, settings: BatchSettings, run: _Run) -> StepSumma
     lineage = _lineage("raw_videos", batch_key, {"landing": settings.batch_uri(batch_key)})
     store = ClipStore(settings.store_uri)
     rows = video_rows(_video_tasks(result), lineage)
-    failure_table, failures = _failures(result, lineage)
+    failure_table, failures = _failures(failure_rows(result, lineage))
     with store.commit(batch_key, "raw_videos") as commit:  # videos and failures: one commit point
         tables = {
             "videos": commit.replace("videos", rows, schemas.VIDEOS),
@@ -271,18 +299,24 @@ def _clips(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     output_root = posixpath.join(settings.output_root.rstrip("/"), batch_key)
     store = ClipStore(settings.store_uri)
     listed = store.count("videos", f"batch_key = {sql_literal(batch_key)}")  # by raw_videos, when it ran
-    lineage = _lineage("clips", batch_key, options)
+    # The output root and the landing folder count among the parameters: rows reused by a later run
+    # (store.reuse) must point at the media that run would write.
+    where = {"output": output_root, "landing": settings.batch_uri(batch_key)}
+    lineage = _lineage("clips", batch_key, options, where)
     batch = f"batch_key = {sql_literal(batch_key)}"
-    with store.commit(batch_key, "clips") as commit:  # clips and failures: one commit point
+    with store.commit(batch_key, "clips", reuse=True) as commit:  # clips and failures: one commit point
         commit.expect("clips", schemas.CLIPS)  # the workers write the rows (store.row_writer)
+        _expect_records(commit, lineage)
         rows_stage = RowWriterStage(settings.store_uri, batch_key, commit.commit_id, CLIPS, lineage)
-        pipeline = split_pipeline([settings.batch_uri(batch_key)], output_root, options, rows_stage)
+        versions = _pinned_versions(store, ["clips", task_records.TABLE])
+        reuse = ReuseStage(settings.store_uri, commit.commit_id, lineage, ("clips",), versions)
+        pipeline = split_pipeline([settings.batch_uri(batch_key)], output_root, options, rows_stage, reuse)
         pipeline.name = "clips"
         result, seconds = run.execute(pipeline, Progress("clips", run.report, total=listed or None))
-        tasks = _video_tasks(result)
+        records, failure_list = _stored(store, commit, lineage, result, ["clips"])
         unreadable = store.rows("videos", f"{batch} AND status = 'failed'", ["source_uri"])
         failure_table, failures = _failures(
-            result, lineage, frozenset(unreadable.column("source_uri").to_pylist())
+            failure_list, frozenset(unreadable.column("source_uri").to_pylist())
         )
         tables = {
             "clips": commit.staged_count("clips"),
@@ -292,15 +326,10 @@ def _clips(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
     # (or of a killed one), and the derived rows of clips that no longer exist.
     media = store.rows("clips", batch, ["uuid", "media_uri", "preview_uri"])
     written = [u for c in ("media_uri", "preview_uri") for u in media.column(c).to_pylist() if u]
-    written += [t.metadata.get(key) for t in tasks for key in ("clips_table", "video_summary")]
-    removed = {"files": prune_outputs(output_root, written)}
+    removed = {"files": prune_outputs(output_root, written + records.files)}
     removed.update(store.delete_stale_clip_rows(batch_key, set(media.column("uuid").to_pylist())))
     del media, written
     gallery = write_gallery(store, batch_key, settings.output_root)
-    durations: dict[str, float] = {}
-    for task in tasks:
-        if task.data.metadata and task.data.metadata.duration_s:
-            durations[task.data.input_path] = task.data.metadata.duration_s
     preview = [
         {
             "thumbnail": _thumbnail(row["media_uri"]),
@@ -320,11 +349,26 @@ def _clips(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
         tables,
         failures,
         seconds,
-        sum(durations.values()),
+        records.video_s,
         preview,
         [],
-        details={**_gallery_details(gallery, output_root), "stale_outputs_removed": removed},
+        details={
+            **_gallery_details(gallery, output_root),
+            "stale_outputs_removed": removed,
+            "work": _work(result, records),
+        },
     )
+
+
+def _work(result: RunResult, records: StepRecords) -> dict[str, int]:
+    """What the clips step made and what it reused from an earlier run (store.reuse)."""
+    stats = result.stage_stats
+    return {
+        "tasks_stored": records.tasks,
+        "tasks_reused": records.reused,
+        "videos_reused_whole": stats["reuse_stored"].filtered if "reuse_stored" in stats else 0,
+        "segments_encoded": stats["clip_encode"].tasks_in if "clip_encode" in stats else 0,
+    }
 
 
 def _preview_clips(store: ClipStore, batch: str) -> list[dict]:
@@ -374,13 +418,14 @@ def _clip_embeddings(batch_key: str, settings: BatchSettings, run: _Run) -> Step
     table = embeddings_table_name(model_id)
     with store.commit(batch_key, "clip_embeddings") as commit:  # embeddings and failures: one commit
         commit.expect(table)  # the workers write the vectors (store.row_writer)
+        _expect_records(commit, lineage)
         rows_stage = RowWriterStage(
             settings.store_uri, batch_key, commit.commit_id, EMBEDDINGS, lineage, model_id
         )
         stages = [StoredClipReader(settings.store_uri, batch_key), *model_stages, rows_stage]
         result, seconds = run.execute(Pipeline("clip_embeddings", stages), progress, skip=not progress.total)
-        tasks = _video_tasks(result)
-        failure_table, failures = _failures(result, lineage)
+        records, failure_list = _stored(store, commit, lineage, result, [table])
+        failure_table, failures = _failures(failure_list)
         tables = {
             table: commit.staged_count(table),
             "failures": _write_failures(commit, failure_table, lineage),
@@ -401,7 +446,7 @@ def _clip_embeddings(batch_key: str, settings: BatchSettings, run: _Run) -> Step
         tables,
         failures,
         seconds,
-        stored(tasks, "clip_s"),
+        records.clip_s,
         preview,
         _model_notes(models, directory),
         models,
@@ -418,11 +463,12 @@ def _clip_captions(batch_key: str, settings: BatchSettings, run: _Run) -> StepSu
     lineage = _lineage("clip_captions", batch_key, o, model_id=models["captioning"])
     with store.commit(batch_key, "clip_captions") as commit:  # captions and failures: one commit
         commit.expect("clip_captions", schemas.CLIP_CAPTIONS)  # the workers write them (store.row_writer)
+        _expect_records(commit, lineage)
         rows_stage = RowWriterStage(settings.store_uri, batch_key, commit.commit_id, CAPTIONS, lineage)
         stages = [StoredClipReader(settings.store_uri, batch_key), *model_stages, rows_stage]
         result, seconds = run.execute(Pipeline("clip_captions", stages), progress, skip=not progress.total)
-        tasks = _video_tasks(result)
-        failure_table, failures = _failures(result, lineage)
+        records, failure_list = _stored(store, commit, lineage, result, ["clip_captions"])
+        failure_table, failures = _failures(failure_list)
         tables = {
             "clip_captions": commit.staged_count("clip_captions"),
             "failures": _write_failures(commit, failure_table, lineage),
@@ -440,7 +486,7 @@ def _clip_captions(batch_key: str, settings: BatchSettings, run: _Run) -> StepSu
         tables,
         failures,
         seconds,
-        stored(tasks, "clip_s"),
+        records.clip_s,
         preview,
         _model_notes(models, directory),
         models,

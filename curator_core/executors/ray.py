@@ -348,6 +348,12 @@ def _setup_on_node_once(stage: ProcessingStage, key: str, node: NodeInfo, metada
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _dead_nodes(ray: Any) -> set[str]:
+    """Ids of the cluster's nodes that have died (Ray keeps them listed): compared before and after a
+    run, the nodes the run lost."""
+    return {n["NodeID"] for n in ray.nodes() if not n["Alive"]}
+
+
 class CrashLedger:
     """The tasks each operator has begun and not yet finished, kept by one small actor per run.
 
@@ -388,10 +394,19 @@ def _tracked(ledger: Any, operator: str, items: list[Any], run: Any) -> list[Any
     import ray
 
     entries = [(t.task_id, getattr(t.data, "input_path", None)) for t in items if isinstance(t, Task)]
-    ray.get(ledger.begin.remote(operator, entries))
+    _note(ray, ledger.begin, operator, entries)
     out = run(items)
-    ray.get(ledger.end.remote(operator, [task_id for task_id, _ in entries]))
+    _note(ray, ledger.end, operator, [task_id for task_id, _ in entries])
     return out
+
+
+def _note(ray: Any, method: Any, *args: Any) -> None:
+    """One call to the ledger. Bookkeeping never fails a task: without its ledger (the driver going
+    away), a task still runs; only the fault counts miss it."""
+    try:
+        ray.get(method.remote(*args))
+    except ray.exceptions.RayActorError as exc:
+        logger.warning("the run's crash ledger is gone; fault counts will miss this task: %s", exc)
 
 
 def lost_task_failures(lost: list[tuple[str, str, str | None, int, int]]) -> list[FailedTask]:
@@ -657,9 +672,11 @@ class RayExecutor(Executor):
     def execute(self, stages: list[ProcessingStage], initial_tasks: list[Task]) -> RunResult:
         import ray
         import ray.data
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         self.startup_time_s = ensure_ray(self.num_cpus, self.address, runtime_env=self.runtime_env)
         t0 = time.perf_counter()
+        dead_before = _dead_nodes(ray)
         cluster, device_memory = self._wait_for_resources(stages)
         plans = plan_stages(
             stages,
@@ -700,7 +717,12 @@ class RayExecutor(Executor):
         ctx.log_internal_stack_trace_to_stdout = False
         # A block whose worker died on every retry is dropped, not the run: the ledger names its tasks.
         ctx.max_errored_blocks = -1
-        ledger = ray.remote(num_cpus=0, max_restarts=0)(CrashLedger).remote()
+        # On the driver's node: a node lost mid-run must not take the bookkeeping with it (measured: the
+        # ledger on a worker node that died failed every task of the run after it).
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        ledger = (
+            ray.remote(num_cpus=0, max_restarts=0)(CrashLedger).options(scheduling_strategy=here).remote()
+        )
 
         rows_per_block = self._rows_per_block(len(initial_tasks), cluster.get("CPU", 1.0))
         num_blocks = max(1, math.ceil(len(initial_tasks) / rows_per_block))
@@ -739,10 +761,11 @@ class RayExecutor(Executor):
         finally:
             ray.kill(ledger)
         result = collect(items, [s.name for s in stages], time.perf_counter() - t0, self.startup_time_s)
-        result.faults = faults
-        if faults["retried_tasks"] or faults["lost_tasks"]:
+        result.faults = {**faults, "lost_nodes": len(_dead_nodes(ray) - dead_before)}
+        if any(result.faults.values()):
             logger.warning(
-                "worker processes died: %d tasks retried and finished, %d lost",
+                "workers died: %d nodes lost, %d tasks retried and finished, %d lost",
+                result.faults["lost_nodes"],
                 faults["retried_tasks"],
                 faults["lost_tasks"],
             )

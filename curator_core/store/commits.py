@@ -182,22 +182,27 @@ class BatchCommit:
     """Rows of one batch for one or more tables, made visible together when the `with` block ends.
 
     `owner` names the writer (a step); an earlier write of the same batch and owner that never reached
-    its commit point (a killed run) is discarded when this one starts. One writer per batch and owner at
-    a time, as Dagster runs one materialization per partition."""
+    its commit point (a killed run) is discarded when this one starts, or with `reuse` once this one
+    has committed, so that its rows can be copied meanwhile (store.reuse). One writer per batch and
+    owner at a time, as Dagster runs one materialization per partition."""
 
-    def __init__(self, store: ClipStore, batch_key: str, owner: str):
+    def __init__(self, store: ClipStore, batch_key: str, owner: str, reuse: bool = False):
         self.store = store
         self.batch_key = batch_key
         self.owner = owner
+        self.reuse = reuse
         self.commit_id = uuid.uuid4().hex
         self.log = CommitLog(store)
         self.written: dict[str, str] = {}  # table -> scope
+        self.superseded: list[dict] = []  # earlier pending writes of the owner, discarded after this one
 
     def __enter__(self) -> BatchCommit:
         _, entries = self.log.entries(self.batch_key)
         tables = [t for t in self.store.table_names() if t != LOG_TABLE]
         for entry in entries:
-            if entry["state"] == CLEANING or entry["owner"] == self.owner:
+            if entry["state"] == PENDING and entry["owner"] == self.owner and self.reuse:
+                self.superseded.append(entry)
+            elif entry["state"] == CLEANING or entry["owner"] == self.owner:
                 logger.info(
                     "finishing %s write %s of batch %s left by an earlier run",
                     entry["state"],
@@ -267,6 +272,9 @@ class BatchCommit:
         self.log.finish(
             {**entry, "state": CLEANING, "tables_json": json.dumps(self.written)}, list(self.written)
         )
+        tables = [t for t in self.store.table_names() if t != LOG_TABLE]
+        for earlier in self.superseded:
+            self.log.finish(earlier, tables)
         for name in self.written:
             compact(self.store, name)
 

@@ -110,31 +110,43 @@ def _clip_row(clip: Clip, kept: bool, source: str, lineage: Lineage, chash: str 
 
 
 def failure_rows(result: RunResult, lineage: Lineage) -> list[dict]:
+    """The failures rows of a run: what its output tasks carry, and the tasks that raised."""
+    rows = [row for task in result.outputs for row in task_failure_rows(task, lineage)]
+    return rows + raised_failure_rows(result, lineage)
+
+
+def task_failure_rows(task: VideoTask, lineage: Lineage) -> list[dict]:
+    """The failures rows of one task: the errors of its video and of its clips."""
     rows = []
-    for task in result.outputs:
-        for stage, message in task.data.errors.items():
+    for stage, message in task.data.errors.items():
+        rows.append(
+            {
+                "row_id": f"{lineage.pipeline}:{stage}:{task.data.input_path}:{task.data.segment}",
+                "stage": stage,
+                "input": task.data.input_path,
+                "exception_type": "VideoError",
+                "message": message,
+                **lineage.columns(task.data.input_path, None),
+            }
+        )
+    for clip in task.data.clips + task.data.filtered_clips:
+        for stage, message in clip.errors.items():
             rows.append(
                 {
-                    "row_id": f"{lineage.pipeline}:{stage}:{task.data.input_path}:{task.data.segment}",
+                    "row_id": f"{lineage.pipeline}:{stage}:{clip.uuid}",
                     "stage": stage,
-                    "input": task.data.input_path,
-                    "exception_type": "VideoError",
+                    "input": f"{task.data.input_path} [{clip.span[0]:.3f}-{clip.span[1]:.3f}s]",
+                    "exception_type": "ClipError",
                     "message": message,
                     **lineage.columns(task.data.input_path, None),
                 }
             )
-        for clip in task.data.clips + task.data.filtered_clips:
-            for stage, message in clip.errors.items():
-                rows.append(
-                    {
-                        "row_id": f"{lineage.pipeline}:{stage}:{clip.uuid}",
-                        "stage": stage,
-                        "input": f"{task.data.input_path} [{clip.span[0]:.3f}-{clip.span[1]:.3f}s]",
-                        "exception_type": "ClipError",
-                        "message": message,
-                        **lineage.columns(task.data.input_path, None),
-                    }
-                )
+    return rows
+
+
+def raised_failure_rows(result: RunResult, lineage: Lineage) -> list[dict]:
+    """The failures rows of the tasks that raised (or whose worker kept dying)."""
+    rows = []
     for failure in result.failures:
         source = failure.source
         rows.append(

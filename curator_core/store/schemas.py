@@ -83,6 +83,19 @@ TRAINING_SHARDS = _schema(  # one row per WebDataset shard of a batch; content_h
 )
 
 
+STEP_TASKS = _schema(  # one row per task a step stored (store.task_records): what a resumed step reuses
+    pa.field("segment_index", pa.int64()),
+    pa.field("segment_count", pa.int64()),
+    pa.field("rows_json", pa.string()),  # {table: rows the task wrote}
+    pa.field("clips", pa.int64()),
+    pa.field("clip_s", pa.float64()),
+    pa.field("duration_s", pa.float64()),  # of the source video, where probed
+    pa.field("files", pa.list_(pa.string())),  # metadata files the task wrote besides its clips' media
+    pa.field("failures_json", pa.string()),  # the task's failures: [{row_id, stage, input, type, message}]
+    pa.field("reused_from", pa.string()),  # the earlier write that made the rows it copied; null: made here
+)
+
+
 def clip_embeddings(dim: int) -> pa.Schema:
     """Embeddings of one model: the vector column is sized for that model."""
     return _schema(pa.field("uuid", pa.string()), pa.field("vector", pa.list_(pa.float32(), dim)))
@@ -138,6 +151,14 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "caption_model": "the model of the samples' captions",
     "rules_json": "the selection rules and sizes (ShardOptions) used",
     "stats_json": "histograms of the samples' durations and scores",
+    "segment_index": "which segment of its video the task was (0 for a video in one piece)",
+    "segment_count": "segments its video was cut into",
+    "rows_json": "rows the task wrote, by table",
+    "clips": "clips the task stored",
+    "clip_s": "seconds of clips the task stored",
+    "files": "metadata files the task wrote besides its clips' media",
+    "failures_json": "the task's failures, as failures rows without lineage",
+    "reused_from": "the earlier write that made the task's rows, when they were copied (null: made here)",
 }
 
 TABLES: dict[str, pa.Schema] = {
@@ -147,4 +168,5 @@ TABLES: dict[str, pa.Schema] = {
     "clip_duplicates": CLIP_DUPLICATES,
     "failures": FAILURES,
     "training_shards": TRAINING_SHARDS,
+    "step_tasks": STEP_TASKS,
 }

@@ -9,6 +9,7 @@ ClipStore (`rows`, `count`, `search_vector`): it hides the rows of writes in fli
 
 from __future__ import annotations
 
+import functools
 import logging
 import posixpath
 from collections.abc import Iterable
@@ -111,10 +112,11 @@ class ClipStore:
         return out
 
     # --- writes ---------------------------------------------------------------------------------------
-    def commit(self, batch_key: str, owner: str) -> BatchCommit:
+    def commit(self, batch_key: str, owner: str, reuse: bool = False) -> BatchCommit:
         """A write of batch `batch_key`'s rows to one or more tables that readers see all at once, when
-        the `with` block ends without an error (store.commits). `owner`: the step writing."""
-        return BatchCommit(self, batch_key, owner)
+        the `with` block ends without an error (store.commits). `owner`: the step writing. `reuse`:
+        keep what an earlier, killed write of the owner staged until this one commits (store.reuse)."""
+        return BatchCommit(self, batch_key, owner, reuse)
 
     def replace_batch(
         self,
@@ -142,7 +144,7 @@ class ClipStore:
             (row.get("uuid"), c, row[c]) for row in rows for c in ("media_uri", "preview_uri") if row.get(c)
         ]
         uris = [uri for _, _, uri in wanted]
-        present = {u for u in uris if _exists(u)} if per_file else existing(uris)
+        present = {u for u in uris if file_exists(u)} if per_file else existing(uris)
         for uuid, column, uri in wanted:
             if uri not in present:
                 raise FileNotFoundError(f"clip {uuid}: {column} {uri} does not exist; rows not written")
@@ -198,7 +200,7 @@ class ClipStore:
             removed = 0
             for column in ("media_uri", "preview_uri"):
                 for uri in media.column(column).to_pylist():
-                    if uri and _exists(uri):
+                    if uri and file_exists(uri):
                         fs, path = fsspec.core.url_to_fs(uri)
                         fs.rm(path)
                         removed += 1
@@ -316,7 +318,13 @@ class ClipStore:
         return table.num_rows
 
 
-def _exists(uri: str) -> bool:
+@functools.cache
+def worker_store(uri: str) -> ClipStore:
+    """One connection per worker process, for stages that read or write the store from the workers."""
+    return ClipStore(uri)
+
+
+def file_exists(uri: str) -> bool:
     fs, path = fsspec.core.url_to_fs(uri)
     return fs.exists(path)
 
@@ -334,7 +342,7 @@ def existing(uris: Iterable[str]) -> set[str]:
     present: set[str] = set()
     for folder, members in by_folder.items():
         if len(members) < LIST_FROM:
-            present.update(u for u in members if _exists(u))
+            present.update(u for u in members if file_exists(u))
             continue
         fs, path = fsspec.core.url_to_fs(folder)
         try:

@@ -32,9 +32,11 @@ def split_pipeline(
     output_root: str,
     options: CurationOptions | None = None,
     last_stage: ProcessingStage | None = None,
+    after_read: ProcessingStage | None = None,
 ) -> Pipeline:
     """read -> split -> transcode -> motion score/filter -> preview -> write. `last_stage`: what the
-    written tasks go through before they leave the workers (default: drop their media and frames)."""
+    written tasks go through before they leave the workers (default: drop their media and frames).
+    `after_read`: a stage between probing and splitting (the clips step's store.reuse)."""
     o = options or CurationOptions()
     if o.splitting == "fixed":
         splitter = FixedStrideSplittingStage(
@@ -49,6 +51,7 @@ def split_pipeline(
         raise ValueError(f"splitting must be 'fixed' or 'shots', got {o.splitting!r}")
     stages = [
         VideoReader(inputs, limit=o.limit_videos, glob=o.input_glob),
+        *([after_read] if after_read else []),
         splitter,
         ClipTranscodingStage(
             encoder=o.encoder,

@@ -30,9 +30,13 @@ AUDIO_SLACK_S = 2.0  # how far past the segment end demuxing goes to collect aud
 ENCODERS_WITH_CRF = {"libx264", "libx265", "libvpx-vp9", "libsvtav1"}
 
 
+REUSED_SEGMENTS = "reused_segments"  # task.metadata: {"count", "done"} segments stored already (store.reuse)
+
+
 @dataclass
 class VideoSegmentingStage(ProcessingStage[VideoTask, VideoTask]):
-    """Fans one video's clips out into tasks of consecutive clips spanning at most `segment_s` seconds."""
+    """Fans one video's clips out into tasks of consecutive clips spanning at most `segment_s` seconds,
+    leaving out the segments an earlier run of the step stored (`task.metadata[REUSED_SEGMENTS]`)."""
 
     segment_s: float = 30.0
     name: str = "video_segmenting"
@@ -56,8 +60,15 @@ class VideoSegmentingStage(ProcessingStage[VideoTask, VideoTask]):
                 group.append(clip)
         if len(groups) == 1:
             return [task]
+        reused = task.metadata.pop(REUSED_SEGMENTS, None) or {"count": len(groups), "done": []}
+        if reused["count"] != len(groups):
+            logger.warning("%s: %d segments now, %d when its stored part was made; making them all",
+                           video.input_path, len(groups), reused["count"])  # fmt: skip
+            reused = {"done": []}
         out = []
         for index, group in enumerate(groups):
+            if index in reused["done"]:
+                continue
             seg_video = replace(
                 video, clips=group, filtered_clips=[], errors=dict(video.errors), segment=(index, len(groups))
             )

@@ -1,0 +1,96 @@
+"""Resuming the clips step (issue #14, item 3) on real Ray, LanceDB and PyAV: a driver SIGKILLed part way,
+then the step run again, ends with the rows and media an uninterrupted run gives, and makes only what the
+killed run had not stored; a finished step run again makes nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lancedb
+
+from curator_core import RayExecutor
+from curator_core.batches import BatchSettings, run_step
+from curator_core.store import ClipStore
+from tests.core.conftest import SEGMENTS_PER_VIDEO, VIDEOS, batch_settings, clip_rows, media, stored_tasks
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER = """
+import sys
+from curator_core import RayExecutor
+from curator_core.batches import BatchSettings, run_step
+settings = BatchSettings.from_json(open(sys.argv[1]).read())
+run_step("clips", "b", settings, RayExecutor(num_cpus=2))
+"""
+
+
+def _kill_part_way(settings: BatchSettings, root: Path, at_records: int) -> int:
+    """Run the clips step in a driver of its own (its own private Ray) and SIGKILL it, with its
+    cluster, once `at_records` tasks are stored. Returns the tasks stored when it died."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "settings.json").write_text(settings.to_json())
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(PYTHONPATH=str(ROOT), CURATOR_RAY_TMPDIR=f"/tmp/cc-resume-{os.getpid()}")
+    with open(root / "driver.log", "w") as log:
+        driver = subprocess.Popen(
+            [sys.executable, "-c", DRIVER, str(root / "settings.json")], cwd=ROOT, env=env,
+            stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.time() + 300
+    try:
+        while stored_tasks(root) < at_records:
+            assert driver.poll() is None, (root / "driver.log").read_text()[-3000:]
+            assert time.time() < deadline, "the killed run never got part way"
+            time.sleep(0.1)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the private cluster it started
+        driver.wait()
+    time.sleep(1)
+    return stored_tasks(root)
+
+
+def test_a_killed_clips_step_resumes_to_the_rows_and_media_of_an_uninterrupted_run(whole, landing, tmp_path):
+    total = VIDEOS * SEGMENTS_PER_VIDEO
+    whole_root, whole = whole
+    assert whole.details["work"] == {"tasks_stored": total, "tasks_reused": 0, "videos_reused_whole": 0,
+                                     "segments_encoded": total}, whole.details["work"]  # fmt: skip
+
+    resumed_root = tmp_path / "resumed"
+    stored_at_kill = _kill_part_way(
+        batch_settings(landing, resumed_root), resumed_root, at_records=total // 2
+    )
+    assert total // 2 <= stored_at_kill < total, stored_at_kill
+    assert ClipStore(str(resumed_root / "store")).count("clips") == 0  # nothing of the killed run shows
+
+    resumed = run_step("clips", "b", batch_settings(landing, resumed_root), RayExecutor())
+    work = resumed.details["work"]
+    # Only what the killed run had not stored is made again. A video whose last task died between
+    # writing its rows and its record is made again whole, so a few stored tasks may not count.
+    assert work["tasks_stored"] == total and work["tasks_reused"] + work["segments_encoded"] == total, work
+    assert work["tasks_reused"] >= stored_at_kill - 2 * SEGMENTS_PER_VIDEO and work["tasks_reused"] > 0, work
+    assert resumed.tables == whole.tables and resumed.failures == whole.failures
+    assert clip_rows(resumed_root) == clip_rows(whole_root)
+    assert media(resumed_root) == media(whole_root)  # byte for byte, nothing more or less
+
+    again = run_step("clips", "b", batch_settings(landing, resumed_root), RayExecutor())
+    assert again.details["work"] == {"tasks_stored": total, "tasks_reused": total, "videos_reused_whole": VIDEOS,
+                                     "segments_encoded": 0}, again.details["work"]  # fmt: skip
+    assert again.video_seconds == 0.0 < resumed.video_seconds <= whole.video_seconds  # what each made
+    assert clip_rows(resumed_root) == clip_rows(whole_root)
+    assert media(resumed_root) == media(whole_root)
+
+    # One stored segment lost (its record and rows): a run makes that segment only, not its video.
+    db = lancedb.connect(str(resumed_root / "store"))
+    source = str(landing / "b" / "v1.mp4")
+    db.open_table("step_tasks").delete(f"source_uri = '{source}' AND segment_index = 1")
+    db.open_table("clips").delete(f"source_uri = '{source}' AND span_start_s >= 30")
+    assert ClipStore(str(resumed_root / "store")).count("clips") < len(clip_rows(whole_root))
+    mended = run_step("clips", "b", batch_settings(landing, resumed_root), RayExecutor())
+    assert mended.details["work"] == {"tasks_stored": total, "tasks_reused": total - 1,
+                                      "videos_reused_whole": VIDEOS - 1, "segments_encoded": 1}  # fmt: skip
+    assert clip_rows(resumed_root) == clip_rows(whole_root)
+    assert media(resumed_root) == media(whole_root)
