@@ -355,19 +355,20 @@ def _clips(batch_key: str, settings: BatchSettings, run: _Run) -> StepSummary:
         details={
             **_gallery_details(gallery, output_root),
             "stale_outputs_removed": removed,
-            "work": _work(result, records),
+            "work": _work(result, records, "segments_encoded", "clip_encode"),
         },
     )
 
 
-def _work(result: RunResult, records: StepRecords) -> dict[str, int]:
-    """What the clips step made and what it reused from an earlier run (store.reuse)."""
+def _work(result: RunResult, records: StepRecords, made: str, stage: str) -> dict[str, int]:
+    """What a step made (`made`: the tasks `stage` took in) and what it reused from an earlier run
+    (store.reuse)."""
     stats = result.stage_stats
     return {
         "tasks_stored": records.tasks,
         "tasks_reused": records.reused,
         "videos_reused_whole": stats["reuse_stored"].filtered if "reuse_stored" in stats else 0,
-        "segments_encoded": stats["clip_encode"].tasks_in if "clip_encode" in stats else 0,
+        made: stats[stage].tasks_in if stage in stats else 0,
     }
 
 
@@ -386,6 +387,16 @@ def _gallery_details(gallery: Gallery, output_root: str) -> dict[str, Any]:
         "kept": gallery.kept,
         "filtered": gallery.filtered,
     }
+
+
+def _reusing_reader(
+    settings: BatchSettings, batch_key: str, commit: BatchCommit, lineage: Lineage, table: str
+) -> StoredClipReader:
+    """The batch's stored clips, less the videos whose `table` rows an earlier write of the step made
+    from the same clips with the same model and code (store.reuse): those are copied, not made again."""
+    versions = _pinned_versions(ClipStore(settings.store_uri), [table, task_records.TABLE])
+    reuse = ReuseStage(settings.store_uri, commit.commit_id, lineage, (table,), versions)
+    return StoredClipReader(settings.store_uri, batch_key, after_listing=reuse)
 
 
 def _stored_clip_progress(step: str, store: ClipStore, batch_key: str, report) -> Progress:
@@ -414,15 +425,17 @@ def _clip_embeddings(batch_key: str, settings: BatchSettings, run: _Run) -> Step
     model_id = models["embedding"]
     store = ClipStore(settings.store_uri)
     progress = _stored_clip_progress("clip_embeddings", store, batch_key, run.report)
-    lineage = _lineage("clip_embeddings", batch_key, {"model": model_id}, model_id=model_id)
+    made_with = {"model": model_id, "aesthetic": o.aesthetic, "aesthetic_threshold": o.aesthetic_threshold}
+    lineage = _lineage("clip_embeddings", batch_key, made_with, model_id=model_id)
     table = embeddings_table_name(model_id)
-    with store.commit(batch_key, "clip_embeddings") as commit:  # embeddings and failures: one commit
+    with store.commit(batch_key, "clip_embeddings", reuse=True) as commit:  # embeddings and failures
         commit.expect(table)  # the workers write the vectors (store.row_writer)
         _expect_records(commit, lineage)
         rows_stage = RowWriterStage(
             settings.store_uri, batch_key, commit.commit_id, EMBEDDINGS, lineage, model_id
         )
-        stages = [StoredClipReader(settings.store_uri, batch_key), *model_stages, rows_stage]
+        reader = _reusing_reader(settings, batch_key, commit, lineage, table)
+        stages = [reader, *model_stages, rows_stage]
         result, seconds = run.execute(Pipeline("clip_embeddings", stages), progress, skip=not progress.total)
         records, failure_list = _stored(store, commit, lineage, result, [table])
         failure_table, failures = _failures(failure_list)
@@ -450,6 +463,7 @@ def _clip_embeddings(batch_key: str, settings: BatchSettings, run: _Run) -> Step
         preview,
         _model_notes(models, directory),
         models,
+        details={"work": _work(result, records, "videos_embedded", "row_writer")},
     )
 
 
@@ -461,11 +475,12 @@ def _clip_captions(batch_key: str, settings: BatchSettings, run: _Run) -> StepSu
     store = ClipStore(settings.store_uri)
     progress = _stored_clip_progress("clip_captions", store, batch_key, run.report)
     lineage = _lineage("clip_captions", batch_key, o, model_id=models["captioning"])
-    with store.commit(batch_key, "clip_captions") as commit:  # captions and failures: one commit
+    with store.commit(batch_key, "clip_captions", reuse=True) as commit:  # captions and failures
         commit.expect("clip_captions", schemas.CLIP_CAPTIONS)  # the workers write them (store.row_writer)
         _expect_records(commit, lineage)
         rows_stage = RowWriterStage(settings.store_uri, batch_key, commit.commit_id, CAPTIONS, lineage)
-        stages = [StoredClipReader(settings.store_uri, batch_key), *model_stages, rows_stage]
+        reader = _reusing_reader(settings, batch_key, commit, lineage, "clip_captions")
+        stages = [reader, *model_stages, rows_stage]
         result, seconds = run.execute(Pipeline("clip_captions", stages), progress, skip=not progress.total)
         records, failure_list = _stored(store, commit, lineage, result, ["clip_captions"])
         failure_table, failures = _failures(failure_list)
@@ -490,7 +505,10 @@ def _clip_captions(batch_key: str, settings: BatchSettings, run: _Run) -> StepSu
         preview,
         _model_notes(models, directory),
         models,
-        details=_gallery_details(gallery, posixpath.join(settings.output_root.rstrip("/"), batch_key)),
+        details={
+            **_gallery_details(gallery, posixpath.join(settings.output_root.rstrip("/"), batch_key)),
+            "work": _work(result, records, "videos_captioned", "row_writer"),
+        },
     )
 
 

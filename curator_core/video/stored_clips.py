@@ -3,6 +3,7 @@ what an earlier run wrote, in another run, process or cluster."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -16,7 +17,9 @@ from curator_core.tasks import Clip, EmptyTask, Video, VideoTask
 
 @dataclass
 class StoredClipListingStage(ProcessingStage[EmptyTask, VideoTask]):
-    """One VideoTask per source video of the batch, holding its kept clips (ids, spans, media URIs)."""
+    """One VideoTask per source video of the batch, holding its kept clips (ids, spans, media URIs). Its
+    `content_hash` is a fingerprint of those clips (ids, media, and the parameters that made them), so
+    that a later run reuses what was made of them only while they are the same (store.reuse)."""
 
     store_uri: str = ""
     batch_key: str = ""
@@ -32,6 +35,7 @@ class StoredClipListingStage(ProcessingStage[EmptyTask, VideoTask]):
         where = f"batch_key = {sql_literal(self.batch_key)} AND kept = true"
         rows = ClipStore(self.store_uri).rows("clips", where).to_pylist()
         videos: dict[str, Video] = {}
+        digests: dict[str, hashlib._Hash] = {}
         for row in sorted(rows, key=lambda r: (r["source_uri"], r["span_start_s"])):
             video = videos.setdefault(row["source_uri"], Video(input_path=row["source_uri"]))
             clip = Clip(
@@ -41,6 +45,16 @@ class StoredClipListingStage(ProcessingStage[EmptyTask, VideoTask]):
             clip.metadata["preview_uri"] = row["preview_uri"]
             clip.scores.update(dict(row["scores"] or []))
             video.clips.append(clip)
+            made = (
+                row["uuid"],
+                row["media_uri"],
+                row["media_bytes"],
+                row["code_version"],
+                row["params_hash"],
+            )
+            digests.setdefault(row["source_uri"], hashlib.sha256()).update(repr(made).encode())
+        for source, video in videos.items():
+            video.content_hash = "clips:" + digests[source].hexdigest()[:32]
         return [VideoTask(dataset_name=self.dataset_name, data=v) for v in videos.values()]
 
 
@@ -76,6 +90,8 @@ class StoredClipReader(CompositeStage[EmptyTask, VideoTask]):
     store_uri: str = ""
     batch_key: str = ""
     name: str = "stored_clip_reader"
+    after_listing: ProcessingStage | None = None  # before the media load (a step's store.reuse)
 
     def decompose(self) -> list[ProcessingStage]:
-        return [StoredClipListingStage(self.store_uri, self.batch_key), ClipMediaLoadStage()]
+        middle = [self.after_listing] if self.after_listing else []
+        return [StoredClipListingStage(self.store_uri, self.batch_key), *middle, ClipMediaLoadStage()]

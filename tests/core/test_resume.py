@@ -1,10 +1,12 @@
-"""Resuming the clips step (issue #14, item 3) on real Ray, LanceDB and PyAV: a driver SIGKILLed part way,
-then the step run again, ends with the rows and media an uninterrupted run gives, and makes only what the
-killed run had not stored; a finished step run again makes nothing."""
+"""Resuming steps (issue #14, item 3) on real Ray, LanceDB and PyAV: a clips step whose driver is SIGKILLed
+part way, then run again, ends with the rows and media an uninterrupted run gives, and makes only what the
+killed run had not stored; a finished step run again makes nothing; the model steps reuse what they made
+of the same clips only."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,3 +96,51 @@ def test_a_killed_clips_step_resumes_to_the_rows_and_media_of_an_uninterrupted_r
                                       "videos_reused_whole": VIDEOS - 1, "segments_encoded": 1}  # fmt: skip
     assert clip_rows(resumed_root) == clip_rows(whole_root)
     assert media(resumed_root) == media(whole_root)
+
+
+def test_model_steps_reuse_what_they_made_of_the_same_clips_and_remake_it_for_new_clips(
+    whole, landing, tmp_path
+):
+    from curator_core.models.open_clip_model import write_demo_model
+    from curator_core.models.transformers_models import write_demo_vlm
+
+    whole_root, _ = whole
+    root = tmp_path / "copy"
+    shutil.copytree(whole_root / "store", root / "store")  # its clip rows point at whole_root's media
+    models = tmp_path / "models"
+    write_demo_model(models)
+    write_demo_vlm(models)
+    settings = batch_settings(landing, root)
+    settings.options = settings.options.model_copy(update={"model_dir": str(models)})
+    store = ClipStore(str(root / "store"))
+
+    def run(step: str) -> tuple[dict, list[dict]]:
+        """The step's work figures, and its rows (embeddings or captions)."""
+        work = run_step(step, "b", settings, RayExecutor()).details["work"]
+        if step == "clip_captions":
+            table, value = "clip_captions", "text"
+        else:
+            table, value = next(n for n in store.table_names() if n.startswith("clip_embeddings__")), "vector"
+        rows = store.rows(table, columns=["row_id", "uuid", value]).to_pylist()
+        return work, sorted(rows, key=lambda r: r["row_id"])
+
+    made = {step: run(step) for step in ("clip_embeddings", "clip_captions")}
+    assert (
+        made["clip_embeddings"][0]["videos_embedded"] == VIDEOS
+        and made["clip_captions"][0]["videos_captioned"] == VIDEOS
+    )
+    for step, key in (("clip_embeddings", "videos_embedded"), ("clip_captions", "videos_captioned")):
+        work, rows = run(step)  # the same clips, model and code: copied, nothing through the model
+        assert work == {
+            "tasks_stored": VIDEOS,
+            "tasks_reused": VIDEOS,
+            "videos_reused_whole": VIDEOS,
+            key: 0,
+        }, work
+        assert rows == made[step][1] and rows
+
+    # The clips made again with another quality: what was made of the old clips is made again.
+    settings.options = settings.options.model_copy(update={"crf": 30})
+    run_step("clips", "b", settings, RayExecutor())
+    work, rows = run("clip_embeddings")
+    assert work["videos_embedded"] == VIDEOS and work["tasks_reused"] == 0, work
