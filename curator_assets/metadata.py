@@ -74,7 +74,7 @@ def step_metadata(summary: StepSummary, table: str, schema: pa.Schema, run_s: fl
         metadata["output_folder"] = dg.MetadataValue.path(details["output_folder"])
     if details.get("landing_folder"):
         metadata["landing_folder"] = dg.MetadataValue.path(details["landing_folder"])
-    if summary.faults:  # worker processes that died: tasks Ray retried, tasks lost after every retry
+    if summary.faults:  # what died: nodes lost, actors restarted, tasks retried or lost after every retry
         metadata["faults"] = dg.MetadataValue.json(summary.faults)
     if "stale_outputs_removed" in details:  # what a re-run no longer produced: files and derived rows
         metadata["stale_outputs_removed"] = dg.MetadataValue.json(details["stale_outputs_removed"])

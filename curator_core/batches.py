@@ -137,7 +137,7 @@ class StepSummary:
     ray_job_id: str | None = None  # set when the step ran as a submitted Ray job
     ray_dashboard: str | None = None  # the dashboard of the cluster it ran on (or of its job), when known
     details: dict[str, Any] = field(default_factory=dict)  # what is particular to the step (JSON-able)
-    faults: dict[str, int] = field(default_factory=dict)  # nodes lost, tasks retried, tasks lost
+    faults: dict[str, int] = field(default_factory=dict)  # nodes lost, actors restarted, tasks retried, lost
 
     @property
     def throughput(self) -> float:

@@ -49,7 +49,7 @@ class RunResult:
     stage_stats: dict[str, StageStats] = field(default_factory=dict)
     wall_time_s: float = 0.0
     startup_time_s: float = 0.0
-    faults: dict[str, int] = field(default_factory=dict)  # worker deaths: tasks retried, tasks lost
+    faults: dict[str, int] = field(default_factory=dict)  # nodes lost, actors restarted, tasks retried, lost
 
     def summary(self) -> str:
         lines = [f"{'stage':<32} {'in':>7} {'out':>7} {'filtered':>8} {'failed':>6} {'time_s':>8}"]

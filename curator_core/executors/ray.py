@@ -366,6 +366,10 @@ class CrashLedger:
     def __init__(self) -> None:
         self.open: dict[tuple[str, str], list] = {}  # (operator, task id) -> [source, attempts, in block]
         self.retried = 0  # tasks that finished on a later attempt, after their worker died
+        self.actor_starts: dict[str, int] = {}  # actor id -> times its constructor ran (Ray keeps the id)
+
+    def actor_started(self, actor_id: str) -> None:
+        self.actor_starts[actor_id] = self.actor_starts.get(actor_id, 0) + 1
 
     def begin(self, operator: str, entries: list[tuple[str, str | None]]) -> None:
         for task_id, source in entries:
@@ -382,8 +386,10 @@ class CrashLedger:
         return [(op, task_id, *entry) for (op, task_id), entry in sorted(self.open.items())]
 
     def faults(self) -> dict[str, int]:
-        """What worker deaths cost the run: tasks retried and finished, and tasks lost."""
-        return {"retried_tasks": self.retried, "lost_tasks": len(self.open)}
+        """What worker deaths cost the run: tasks retried and finished, tasks lost, and actors Ray restarted
+        (an actor whose constructor ran more than once)."""
+        restarts = sum(starts - 1 for starts in self.actor_starts.values())
+        return {"retried_tasks": self.retried, "lost_tasks": len(self.open), "restarted_actors": restarts}
 
 
 def _tracked(ledger: Any, operator: str, items: list[Any], run: Any) -> list[Any]:
@@ -442,6 +448,8 @@ class _StageActor:
         import ray
 
         ctx = ray.get_runtime_context()
+        if ledger is not None and ctx.get_actor_id():
+            _note(ray, ledger.actor_started, ctx.get_actor_id())
         metadata = WorkerMetadata(
             worker_id=ctx.get_actor_id() or f"pid-{os.getpid()}",
             node_id=ctx.get_node_id(),
@@ -764,8 +772,9 @@ class RayExecutor(Executor):
         result.faults = {**faults, "lost_nodes": len(_dead_nodes(ray) - dead_before)}
         if any(result.faults.values()):
             logger.warning(
-                "workers died: %d nodes lost, %d tasks retried and finished, %d lost",
+                "workers died: %d nodes lost, %d actors restarted, %d tasks retried and finished, %d lost",
                 result.faults["lost_nodes"],
+                faults["restarted_actors"],
                 faults["retried_tasks"],
                 faults["lost_tasks"],
             )

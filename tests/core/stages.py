@@ -99,6 +99,16 @@ class DieOnceStage(ProcessingStage[NumTask, NumTask]):
 
 
 @dataclass
+class DieOnceActorStage(DieOnceStage):
+    """DieOnceStage with per-worker state, so it runs in an actor that Ray must restart."""
+
+    name: str = "die_once_actor"
+
+    def setup(self, worker_metadata: WorkerMetadata | None = None) -> None:
+        self.pid = os.getpid()
+
+
+@dataclass
 class SetupRecorderStage(ProcessingStage[NumTask, NumTask]):
     """Counts setup calls (per worker) and setup_on_node calls (files in `record_dir`)."""
 

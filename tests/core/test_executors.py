@@ -13,6 +13,7 @@ from curator_core.executors.ray import fuse_stages, plan_stages
 from tests.core.stages import (
     AddStage,
     BatchSquareStage,
+    DieOnceActorStage,
     DieOnceStage,
     FanOutFilterStage,
     NumTask,
@@ -87,7 +88,17 @@ def test_killed_worker_is_restarted_and_its_task_retried(ray_cluster, tmp_path):
     assert (tmp_path / "died-3").exists(), "the worker never died: the test proves nothing"
     assert sorted(t.data for t in result.outputs) == list(range(6))
     assert result.failures == []
-    assert result.faults == {"retried_tasks": 1, "lost_tasks": 0, "lost_nodes": 0}  # survived, and said so
+    # survived, and said so; a Ray task's worker is not an actor: nothing restarted
+    assert result.faults == {"retried_tasks": 1, "lost_tasks": 0, "restarted_actors": 0, "lost_nodes": 0}
+
+
+def test_a_killed_actor_is_restarted_and_counted(ray_cluster, tmp_path):
+    stage = DieOnceActorStage(marker_dir=str(tmp_path), victim=3)
+    result = Pipeline("p", [stage]).execute(RayExecutor(max_worker_restarts=2), _tasks(6))
+    assert (tmp_path / "died-3").exists(), "the actor never died: the test proves nothing"
+    assert sorted(t.data for t in result.outputs) == list(range(6))
+    assert result.failures == []
+    assert result.faults == {"retried_tasks": 1, "lost_tasks": 0, "restarted_actors": 1, "lost_nodes": 0}
 
 
 def test_more_stages_than_cores_completes(ray_cluster):
@@ -301,4 +312,9 @@ def test_a_video_whose_worker_always_dies_is_a_failed_input_and_the_rest_complet
     assert failure.source == crashed and failure.error_type == "WorkerCrashedError"
     assert f"worker crashed while processing {crashed} (2 attempts)" in failure.message
     assert [f["source"] for f in run_summary(result)["failed"]] == [crashed]
-    assert run_summary(result)["faults"] == {"retried_tasks": 0, "lost_tasks": 1, "lost_nodes": 0}
+    assert run_summary(result)["faults"] == {
+        "retried_tasks": 0,
+        "lost_tasks": 1,
+        "restarted_actors": 0,
+        "lost_nodes": 0,
+    }
