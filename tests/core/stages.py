@@ -7,6 +7,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from curator_core import CompositeStage, ProcessingStage, Resources, WorkerMetadata
 from curator_core.tasks import Task
@@ -235,6 +236,28 @@ class CrashOnSourceStage(ProcessingStage):
         if self.victim in task.data.input_path:
             os.kill(os.getpid(), signal.SIGKILL)
         return task
+
+
+@dataclass
+class NodesAtStartStage(ProcessingStage[NumTask, NumTask]):
+    """Fans one task out into `fanout`, noting on each which Ray nodes were alive then, and touches
+    `started` (a path) so that a test can act once the run is under way."""
+
+    fanout: int = 12
+    started: str = ""
+    name: str = "nodes_at_start"
+    fans_out: ClassVar[bool] = True
+    resources: Resources = Resources(cpus=1.0)
+
+    def process(self, task: NumTask) -> list[NumTask]:
+        import ray
+
+        alive = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
+        children = [NumTask(dataset_name=task.dataset_name, data=i) for i in range(self.fanout)]
+        for child in children:
+            child.metadata[self.name] = alive
+        Path(self.started).touch()
+        return children
 
 
 @dataclass
