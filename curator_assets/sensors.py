@@ -21,6 +21,7 @@ import fsspec
 from curator_assets.partitions import upload_batches
 from curator_assets.resources import CuratorSettings
 from curator_core.batches import BATCH_KEY, BATCH_KEY_RULE
+from curator_core.listing import find_files
 from curator_core.storage import configure
 
 READY_MARKER = "_READY"
@@ -40,13 +41,13 @@ class LandedBatch:
 
 
 def scan_landing(landing: str) -> list[LandedBatch]:
-    """Every batch folder under `landing` with its state, from one recursive listing."""
+    """Every batch folder under `landing` with its state, from one recursive listing of each."""
     fs, root = fsspec.core.url_to_fs(landing)
     root = root.rstrip("/")
     if not fs.exists(root):
         return []
     stats: dict[str, list] = {}
-    for path, info in fs.find(root, detail=True, withdirs=False).items():
+    for path, info in find_files(fs, root).items():  # the batch folders are listed side by side
         rel = posixpath.relpath(path, root)
         batch, _, name = rel.partition("/")
         if not name:  # a file directly under landing is not a batch

@@ -18,6 +18,7 @@ from typing import IO
 import av
 import fsspec
 
+from curator_core.listing import find_files
 from curator_core.tasks import VideoMetadata
 
 logger = logging.getLogger(__name__)
@@ -67,9 +68,10 @@ def list_videos(
         found = [path]
     else:
         if glob:
-            found = [p for p in fs.glob(f"{escape_glob(path.rstrip('/'))}/{glob}") if fs.isfile(p)]
+            matches = fs.glob(f"{escape_glob(path.rstrip('/'))}/{glob}", detail=True)
+            found = [p for p, info in matches.items() if info.get("type") != "directory"]
         else:
-            found = fs.find(path, maxdepth=None if recursive else 1)
+            found = list(find_files(fs, path, recursive))
         exts = tuple(e.lower() for e in extensions)
         if exts and not glob:
             found = [p for p in found if p.lower().endswith(exts)]

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curator_core.atomic import write_atomic
+from curator_core.listing import find_files
 from curator_core.resources import Resources
 from curator_core.stage import ProcessingStage
 from curator_core.tasks import Clip, Video, VideoTask
@@ -168,11 +169,10 @@ def prune_outputs(output_root: str, keep: Iterable[str | None]) -> int:
     once the run's rows are committed. Returns how many files it removed."""
     fs, root = fsspec.core.url_to_fs(output_root)
     wanted = {fs._strip_protocol(uri) for uri in keep if uri}
-    stale: list[str] = []
-    for folder in OUTPUT_FOLDERS:
-        path = _join(root, folder)
-        if fs.exists(path):
-            stale += [p for p in fs.find(path) if fs._strip_protocol(p) not in wanted]
+    if not fs.exists(root):
+        return 0
+    # the three folders' listings run side by side (curator_core.listing)
+    stale = [p for p in find_files(fs, root, only=OUTPUT_FOLDERS) if fs._strip_protocol(p) not in wanted]
     if stale:
         fs.rm(stale)
     return len(stale)
