@@ -12,6 +12,8 @@ import pytest
 
 from curator_core import LocalExecutor
 from curator_core.store import ClipStore, SchemaMismatchError, schemas
+from curator_core.store import store as store_module
+from curator_core.store.commits import append_rows
 from curator_core.store.records import Lineage, params_hash, write_run
 from curator_core.video.pipelines import CurationOptions, split_pipeline
 
@@ -266,3 +268,18 @@ def test_a_workers_media_check_asks_per_file_and_names_the_missing_one(store, tm
     gone = str(tmp_path / "clips" / "gone.mp4")
     with pytest.raises(FileNotFoundError, match="a-clip-1: media_uri .*gone.mp4 does not exist"):
         store.check_media([clip_row("a", 0, str(media)), clip_row("a", 1, gone)], per_file=True)
+
+
+def test_a_connection_caches_a_bounded_amount_however_many_appends(tmp_path, monkeypatch):
+    """A worker appends one fragment per task through one connection; Lance caches every version's
+    metadata it read (1 GiB by default), so a worker's memory grew with the square of its tasks."""
+
+    def cached_after_appends(cache_bytes: int) -> int:
+        monkeypatch.setattr(store_module, "METADATA_CACHE_BYTES", cache_bytes)
+        store = ClipStore(str(tmp_path / f"store-{cache_bytes}"))
+        for i in range(200):
+            append_rows(store, "clips", [clip_row("b", i)], schemas.CLIPS, "b", "c1")
+        return store.session.size_bytes
+
+    assert cached_after_appends(1 << 30) > 2 << 20  # Lance's default bound: the cache grows with appends
+    assert cached_after_appends(1 << 20) <= 1 << 20
