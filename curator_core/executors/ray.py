@@ -11,7 +11,9 @@ the scheduling loop wakes is `ray_scheduling`'s.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
+import functools
 import hashlib
 import logging
 import math
@@ -406,6 +408,28 @@ def _tracked(ledger: Any, operator: str, items: list[Any], run: Any) -> list[Any
     return out
 
 
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's `malloc_trim`, or None where the C library has none (musl, macOS)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_freed_memory() -> None:
+    """Give the pages that a block's work freed back to the OS, at the end of every block on a worker.
+
+    glibc keeps freed memory in its arenas (one per decoder or encoder thread) for reuse, and the holes
+    that decoded frames and encoded clips leave are seldom reused whole: an encode worker's RssAnon grew
+    with every segment it encoded (measured in one process, 6 segments of a 1080p input: 241 -> 316 MiB
+    after each segment; 42 -> 54 MiB trimmed after each). One call costs well under a millisecond.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def _note(ray: Any, method: Any, *args: Any) -> None:
     """One call to the ledger. Bookkeeping never fails a task: without its ledger (the driver going
     away), a task still runs; only the fault counts miss it."""
@@ -465,7 +489,10 @@ class _StageActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         items = _unpack(batch["item"])
-        return {"item": _pack(_tracked(self.ledger, self.stage.name, items, self.runner.run))}
+        out = _pack(_tracked(self.ledger, self.stage.name, items, self.runner.run))
+        del items
+        release_freed_memory()
+        return {"item": out}
 
     def __del__(self) -> None:
         stage = getattr(self, "stage", None)
@@ -537,7 +564,9 @@ def _task_function(stages: list[ProcessingStage], num_gpus: float, ledger: Any =
                 items = StageRunner(stage, metadata).run(items)
             return items
 
-        return {"item": _pack(_tracked(ledger, operator, _unpack(batch["item"]), run))}
+        out = _pack(_tracked(ledger, operator, _unpack(batch["item"]), run))
+        release_freed_memory()
+        return {"item": out}
 
     label = "+".join("".join(ch if ch.isalnum() else "_" for ch in stage.name) for stage in stages)
     run_stages.__name__ = run_stages.__qualname__ = f"Stage_{label}"

@@ -109,6 +109,30 @@ class DieOnceActorStage(DieOnceStage):
         self.pid = os.getpid()
 
 
+HELD: list[bytearray] = []  # what FragmentingStage keeps, for the life of its worker
+
+
+def _rss_anon_mib() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("RssAnon:"))
+
+
+@dataclass
+class FragmentingStage(ProcessingStage[NumTask, NumTask]):
+    """Allocates `megabytes` in 64 KiB pieces and frees all but one in 16 (as decoding frames and
+    encoding clips leave the heap), noting its worker's RssAnon (MiB) when the task starts."""
+
+    megabytes: int = 256
+    name: str = "fragmenting"
+
+    def process(self, task: NumTask) -> NumTask:
+        task.metadata["pid"] = os.getpid()
+        task.metadata["anon_mib_at_start"] = _rss_anon_mib()
+        pieces = [bytearray(64 << 10) for _ in range(self.megabytes * 16)]
+        HELD.extend(pieces[15::16])  # the last piece is kept: the heap cannot shrink from its top
+        return task
+
+
 @dataclass
 class SetupRecorderStage(ProcessingStage[NumTask, NumTask]):
     """Counts setup calls (per worker) and setup_on_node calls (files in `record_dir`)."""
