@@ -18,6 +18,7 @@ import hashlib
 import logging
 import math
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -99,6 +100,7 @@ def ensure_ray(
             # never run lancedb code, so the warning (inherited by the child through the filter) is moot.
             warnings.filterwarnings("ignore", "lancedb fork support", RuntimeWarning)
             prune_dead_sessions(project_ray_tmpdir())
+            _project_token_file()
             context = ray.init(
                 address="local",
                 num_cpus=num_cpus,
@@ -137,6 +139,26 @@ def prune_dead_sessions(temp_dir: str) -> list[str]:
         shutil.rmtree(session, ignore_errors=True)
         removed.append(str(session))
     return removed
+
+
+TOKEN_FILE = "auth_token"  # the private cluster's token, in its temp dir
+
+
+def _project_token_file() -> None:
+    """Give the private cluster a token file of its own, owner-only from the moment it exists.
+
+    Ray 2.60 otherwise writes one token, for every cluster this user starts, to ~/.ray/auth_token, and
+    world-readable (0644). A token chosen by the user (RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH) is kept.
+    The processes of the cluster inherit RAY_AUTH_TOKEN_PATH from this one."""
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return
+    path = Path(project_ray_tmpdir()) / TOKEN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as token:
+            token.write(secrets.token_hex(32))
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
 
 
 def _private_token_file() -> None:

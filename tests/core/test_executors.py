@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -308,6 +310,46 @@ def test_the_local_clusters_token_file_is_readable_by_its_owner_only(tmp_path, m
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
     _private_token_file()
     assert token.stat().st_mode & 0o777 == 0o600
+
+
+TOKEN_DRIVER = """
+import json, os
+import ray
+from ray._raylet import AuthenticationMode, get_authentication_mode
+from curator_core.executors.ray import ensure_ray
+ensure_ray(num_cpus=1)
+ran = ray.get(ray.remote(lambda: os.environ.get("RAY_AUTH_TOKEN_PATH")).remote())
+print(json.dumps({"token_auth": get_authentication_mode() == AuthenticationMode.TOKEN, "path": os.environ["RAY_AUTH_TOKEN_PATH"], "worker": ran}))
+"""
+
+
+def test_the_private_cluster_has_a_token_file_of_its_own(tmp_path):
+    """Token auth on, with the token in the project's Ray temp dir (0600 from its creation), not in the
+    user's ~/.ray/auth_token that Ray 2.60 shares between clusters and writes world-readable."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    short = Path(tempfile.mkdtemp(prefix="ct-"))  # Ray's socket paths must stay under 107 bytes
+    home = tmp_path / "home"
+    home.mkdir()
+    drop = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(HOME=str(home), CURATOR_RAY_TMPDIR=str(short), PYTHONPATH=str(Path(__file__).parents[2]))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", TOKEN_DRIVER], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        seen = json.loads(done.stdout.strip().splitlines()[-1])
+        token = short / "auth_token"
+        assert seen == {"token_auth": True, "path": str(token), "worker": str(token)}
+        assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) == 64
+        assert not (home / ".ray" / "auth_token").exists()
+    finally:
+        subprocess.run(["pkill", "-f", str(short)], check=False)
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def test_a_video_whose_worker_always_dies_is_a_failed_input_and_the_rest_completes(
