@@ -1,4 +1,4 @@
-"""Fixtures of the resume and lost-node tests: a batch of 4 x 40 s videos, and the clips step's rows and
+"""Fixtures of the resume and lost-node tests: a batch of 3 x 40 s videos, and the clips step's rows and
 media from one uninterrupted run of it, which every interrupted run must end up with."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from curator_core.store import ClipStore
 from curator_core.video.options import CurationOptions
 from curator_core.video.samples import Shot, write_video
 
-VIDEOS, SEGMENTS_PER_VIDEO = 4, 2  # 40 s in 10 s clips: segments of at most 30 s -> 2 per video
+VIDEOS, SEGMENTS_PER_VIDEO = 3, 2  # 40 s in 10 s clips: segments of at most 30 s -> 2 per video
 IGNORED = {"commit_id", "created_at", "params_hash"}  # params_hash covers the output folder, which differs
 
 

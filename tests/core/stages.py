@@ -264,7 +264,7 @@ class CrashOnSourceStage(ProcessingStage):
 
 @dataclass
 class NodesAtStartStage(ProcessingStage[NumTask, NumTask]):
-    """Fans one task out into `fanout`, noting on each which Ray nodes were alive then, and touches
+    """Fans one task out into `fanout`, noting on each which Ray nodes were alive then and their CPUs, and touches
     `started` (a path) so that a test can act once the run is under way."""
 
     fanout: int = 12
@@ -277,9 +277,10 @@ class NodesAtStartStage(ProcessingStage[NumTask, NumTask]):
         import ray
 
         alive = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
+        cpus = ray.cluster_resources().get("CPU", 0.0)
         children = [NumTask(dataset_name=task.dataset_name, data=i) for i in range(self.fanout)]
         for child in children:
-            child.metadata[self.name] = alive
+            child.metadata[self.name] = {"alive": alive, "cpus": cpus}
         Path(self.started).touch()
         return children
 
