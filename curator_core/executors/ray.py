@@ -100,7 +100,7 @@ def ensure_ray(
             # never run lancedb code, so the warning (inherited by the child through the filter) is moot.
             warnings.filterwarnings("ignore", "lancedb fork support", RuntimeWarning)
             prune_dead_sessions(project_ray_tmpdir())
-            _project_token_file()
+            _private_token_file()
             context = ray.init(
                 address="local",
                 num_cpus=num_cpus,
@@ -113,7 +113,6 @@ def ensure_ray(
                 logging_level=logging.WARNING,
                 _system_config={"num_workers_soft_limit": warm_workers(num_cpus or os.cpu_count() or 1)},
             )
-        _private_token_file()
     global _DASHBOARD_URL
     url = getattr(context, "dashboard_url", None)
     _DASHBOARD_URL = f"http://{url}" if url and not url.startswith("http") else url or None
@@ -144,13 +143,21 @@ def prune_dead_sessions(temp_dir: str) -> list[str]:
 TOKEN_FILE = "auth_token"  # the private cluster's token, in its temp dir
 
 
-def _project_token_file() -> None:
-    """Give the private cluster a token file of its own, owner-only from the moment it exists.
+def _private_token_file() -> None:
+    """Give the private cluster a token file that only its owner can read, before Ray starts: whoever
+    reads it can run code on the cluster.
 
     Ray 2.60 otherwise writes one token, for every cluster this user starts, to ~/.ray/auth_token, and
-    world-readable (0644). A token chosen by the user (RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH) is kept.
-    The processes of the cluster inherit RAY_AUTH_TOKEN_PATH from this one."""
-    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+    world-readable (0644). So the project's Ray temp dir gets one of its own, owner-only from the moment
+    it exists; the processes of the cluster inherit RAY_AUTH_TOKEN_PATH from this one. A token the user
+    chose is kept: RAY_AUTH_TOKEN as it is, the file RAY_AUTH_TOKEN_PATH names made owner-only."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return
+    chosen = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if chosen:
+        with contextlib.suppress(OSError):
+            if Path(chosen).stat().st_mode & 0o077:
+                Path(chosen).chmod(0o600)
         return
     path = Path(project_ray_tmpdir()) / TOKEN_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,15 +166,6 @@ def _project_token_file() -> None:
         with os.fdopen(descriptor, "w") as token:
             token.write(secrets.token_hex(32))
     os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
-
-
-def _private_token_file() -> None:
-    """Ray writes the token of a new local cluster world-readable (0644, ~/.ray/auth_token, or where
-    RAY_AUTH_TOKEN_PATH says): whoever reads it can run code on the cluster, so only its owner may."""
-    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-    with contextlib.suppress(OSError):
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o600)
 
 
 _TOKEN_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
@@ -494,10 +492,11 @@ class _StageActor:
         import ray
 
         ctx = ray.get_runtime_context()
-        if ledger is not None and ctx.get_actor_id():
-            _note(ray, ledger.actor_started, ctx.get_actor_id())
+        actor_id = ctx.get_actor_id()
+        if ledger is not None and actor_id:
+            _note(ray, ledger.actor_started, actor_id)
         metadata = WorkerMetadata(
-            worker_id=ctx.get_actor_id() or f"pid-{os.getpid()}",
+            worker_id=actor_id or f"pid-{os.getpid()}",
             node_id=ctx.get_node_id(),
             num_cpus=num_cpus,
             num_gpus=num_gpus,
