@@ -7,7 +7,12 @@ Reference: the same cuts done by `ffmpeg` itself, one process per clip (-ss befo
 with re-encoding), 2 at a time. Needs the Debian ffmpeg package: `apt-get install ffmpeg` (benchmark only).
 Memory through the whole pipeline (every worker, 1- and 10-minute 1080p inputs): benchmarks/worker_memory.py.
 
-Run: .venv/bin/python benchmarks/split_transcode.py [--repeats 3]
+`--smart-cut`: inputs that already have the output's format (libx264 veryfast, High profile, a keyframe
+every 2 s), so clips copy the source's GOPs (video.smart_cut), against the ffmpeg CLI re-encoding the same
+clips. Two cuttings: clips on keyframes (0-10 s, ...), and clips 1 s off them (1-11 s, ...: every clip
+re-encodes its first and last second). Every clip is checked against a full re-encode's frame times.
+
+Run: .venv/bin/python benchmarks/split_transcode.py [--repeats 3] [--smart-cut]
 """
 
 from __future__ import annotations
@@ -18,13 +23,18 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 
 from curator_core import Pipeline, RayExecutor
 from curator_core.executors.ray import ensure_ray
+from curator_core.stage import ProcessingStage
+from curator_core.tasks import Clip, VideoTask
 from curator_core.video.reader import VideoReader
 from curator_core.video.samples import encode_frames
 from curator_core.video.splitting import FixedStrideSplittingStage, fixed_stride_spans
@@ -41,7 +51,14 @@ def _fast_x264(fps: int) -> dict[str, str]:
     return {"preset": "ultrafast", "crf": "23", "g": str(fps * 2)}
 
 
-def make_input(path: Path, seconds: int, width: int, height: int, fps: int = 30, seed: int = 0) -> Path:
+def _fitting_x264(fps: int) -> dict[str, str]:
+    """Inputs in the output's own format (smart cut copies them): the output's preset and crf, a keyframe
+    every 2 s and no extra keyframes at scene changes."""
+    return {"preset": PRESET, "crf": str(CRF), "g": str(fps * 2), "sc_threshold": "0"}
+
+
+def make_input(path: Path, seconds: int, width: int, height: int, fps: int = 30, seed: int = 0,
+               options: dict[str, str] | None = None) -> Path:  # fmt: skip
     """A moving gradient with a few moving blocks, changing every 4 s: typical camera-like bit rates."""
     if path.exists():
         return path
@@ -64,37 +81,66 @@ def make_input(path: Path, seconds: int, width: int, height: int, fps: int = 30,
                 img[y : y + 96, x : x + 96] = color
             yield img
 
-    tmp = encode_frames(path.with_suffix(".part.mp4"), frames(), width, height, fps, options=_fast_x264(fps))
+    tmp = encode_frames(path.with_suffix(".part.mp4"), frames(), width, height, fps,
+                        options=options or _fast_x264(fps))  # fmt: skip
     tmp.rename(path)
     return path
 
 
-def ours(inputs: list[Path], out: Path) -> tuple[float, float]:
-    """(wall seconds, share of the CPUs' time that stage code ran): the rest is Ray's scheduling,
-    start-up and tail."""
+def _spans(offset_s: float) -> list[tuple[float, float]]:
+    return [(start + offset_s, min(60.0, end + offset_s)) for start, end in fixed_stride_spans(60.0, CLIP_S, CLIP_S, 2.0)
+            if start + offset_s < 60.0 - 2.0]  # fmt: skip
+
+
+def ours(inputs: list[Path], out: Path, smart_cut: bool = True, offset_s: float = 0.0):
+    """(wall seconds, share of the CPUs' time that stage code ran: the rest is Ray's scheduling, start-up
+    and tail, {encoding path: clips}, the clips)."""
+    split = FixedStrideSplittingStage(clip_len_s=CLIP_S, clip_stride_s=CLIP_S)
+    if offset_s:
+        split = _OffsetSplit(offset_s)
     pipeline = Pipeline(
         "bench",
         [
             VideoReader([str(p) for p in inputs]),
-            FixedStrideSplittingStage(clip_len_s=CLIP_S, clip_stride_s=CLIP_S),
-            ClipTranscodingStage(encoder="libx264", preset=PRESET, crf=CRF),  # default 30 s segments
+            split,
+            ClipTranscodingStage(
+                encoder="libx264", preset=PRESET, crf=CRF, smart_cut=smart_cut
+            ),  # 30 s segments
             ClipWriterStage(output_root=str(out)),
         ],
     )
     t0 = time.perf_counter()
     result = pipeline.execute(RayExecutor())
     elapsed = time.perf_counter() - t0
-    clips = sum(len(t.data.clips) for t in result.outputs)
-    assert clips == 6 * len(inputs) and not result.failures, (clips, result.failures)
+    clips = [c for t in result.outputs for c in t.data.clips]
+    assert len(clips) == len(_spans(offset_s)) * len(inputs) and not result.failures, (
+        len(clips),
+        result.failures,
+    )
     busy = sum(stats.process_time_s for stats in result.stage_stats.values()) / (CPUS * elapsed)
-    return elapsed, busy
+    return elapsed, busy, Counter(c.metadata.get("encoding") for c in clips), clips
 
 
-def reference(inputs: list[Path], out: Path, parallel: int = CPUS) -> float:
+@dataclass
+class _OffsetSplit(ProcessingStage[VideoTask, VideoTask]):
+    """Fixed 10 s clips starting `offset_s` into the video: cuts off the keyframes."""
+
+    offset_s: float = 1.0
+    name: str = "offset_split"
+
+    def outputs(self) -> tuple[list[str], list[str]]:
+        return [], ["clips"]
+
+    def process(self, task: VideoTask) -> VideoTask:
+        task.data.clips = [Clip(source=task.data.input_path, span=span) for span in _spans(self.offset_s)]
+        return task
+
+
+def reference(inputs: list[Path], out: Path, parallel: int = CPUS, offset_s: float = 0.0) -> float:
     out.mkdir(parents=True, exist_ok=True)
     jobs = []
     for n, path in enumerate(inputs):
-        for i, (start, end) in enumerate(fixed_stride_spans(60.0, CLIP_S, CLIP_S, 2.0)):
+        for i, (start, end) in enumerate(_spans(offset_s)):
             jobs.append(
                 ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-ss", f"{start}", "-i", str(path), "-t", f"{end - start}",
                  "-c:v", "libx264", "-preset", PRESET, "-crf", str(CRF), "-an", str(out / f"{n}-{i}.mp4")]
@@ -109,9 +155,12 @@ def reference(inputs: list[Path], out: Path, parallel: int = CPUS) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smart-cut", action="store_true", help="inputs in the output's format (see above)")
     args = parser.parse_args()
     if not shutil.which("ffmpeg"):
         raise SystemExit("the reference needs the ffmpeg CLI: apt-get install ffmpeg (benchmark only)")
+    if args.smart_cut:
+        return smart_cut_figures(args.repeats)
     inputs = [make_input(CACHE / f"in_{i}_720p_60s.mp4", 60, 1280, 720, seed=i) for i in range(4)]
     print(f"ray start-up: {ensure_ray(num_cpus=CPUS):.2f} s")
     ours_s, ref_s, busy = [], [], []
@@ -122,7 +171,7 @@ def main() -> None:
             # up to 15 % within an hour) favours neither.
             if r % 2:
                 ref_s.append(reference(inputs, Path(tmp) / f"ref{r}"))
-            wall, share = ours(inputs, Path(tmp) / f"ours{r}")
+            wall, share, _, _ = ours(inputs, Path(tmp) / f"ours{r}")
             ours_s.append(wall)
             busy.append(share)
             if not r % 2:
@@ -139,6 +188,44 @@ def main() -> None:
     ratios = sorted(o_ / f_ for o_, f_ in zip(ours_s, ref_s, strict=True))
     print(f"  per-run ratios                    {' '.join(f'{x:.2f}' for x in ratios)}")
     print(f"  runs at or under 1.0              {sum(x <= 1.0 for x in ratios)} of {len(ratios)}")
+
+
+def smart_cut_figures(repeats: int) -> None:
+    inputs = [make_input(CACHE / f"fit_{i}_720p_60s.mp4", 60, 1280, 720, seed=i, options=_fitting_x264(30))
+              for i in range(4)]  # fmt: skip
+    print(f"ray start-up: {ensure_ray(num_cpus=CPUS):.2f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        ours(inputs[:1], Path(tmp) / "warm")
+        for offset in (0.0, 1.0):
+            ours_s, ref_s, paths = [], [], Counter()
+            for r in range(repeats):
+                if r % 2:
+                    ref_s.append(reference(inputs, Path(tmp) / f"ref{offset}-{r}", offset_s=offset))
+                wall, _, paths, clips = ours(inputs, Path(tmp) / f"ours{offset}-{r}", offset_s=offset)
+                ours_s.append(wall)
+                if not r % 2:
+                    ref_s.append(reference(inputs, Path(tmp) / f"ref{offset}-{r}", offset_s=offset))
+                print(f"  clips {offset:.0f} s off keyframes, run {r}: ours {wall:.2f} s, ffmpeg CLI {ref_s[-1]:.2f} s,"
+                      f" ratio {wall / ref_s[-1]:.2f}")  # fmt: skip
+            _, _, _, full = ours(inputs, Path(tmp) / f"full{offset}", smart_cut=False, offset_s=offset)
+            exact = sum(_frame_times(a) == _frame_times(b)
+                        for a, b in zip(sorted(clips, key=_key), sorted(full, key=_key), strict=True))  # fmt: skip
+            o, f = statistics.median(ours_s), statistics.median(ref_s)
+            ratios = " ".join(f"{a / b:.2f}" for a, b in zip(ours_s, ref_s, strict=True))
+            print(f"4 x 60 s 720p30 (High, keyframe every 2 s), clips {offset:.0f} s off keyframes, median of {repeats}:"
+                  f" ours {o:.2f} s, ffmpeg CLI re-encoding {f:.2f} s, ratio {o / f:.2f} (target <= 0.35;"
+                  f" per run {ratios}); paths {dict(paths)}; frame times equal to a full re-encode's in"
+                  f" {exact} of {len(clips)} clips")  # fmt: skip
+
+
+def _key(clip: Clip) -> tuple:
+    return clip.source, clip.span
+
+
+def _frame_times(clip: Clip) -> list[float]:
+    """The clip's frame times as its media holds them (one packet a frame), in display order."""
+    with av.open(clip.metadata["media_uri"]) as container:
+        return sorted(round(float(p.pts * p.time_base), 4) for p in container.demux(video=0) if p.size)
 
 
 if __name__ == "__main__":

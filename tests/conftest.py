@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-# Synthetic videos (exact ground truth) and bad inputs, shared by the video, store and asset tests.
-pytest_plugins = ["tests.fixtures_video"]
+# Synthetic videos (exact ground truth) and bad inputs, shared by the video, store and asset tests; and
+# Chromium, for the UI and playback tests.
+pytest_plugins = ["tests.fixtures_video", "tests.browser"]
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 

@@ -9,6 +9,7 @@ and callers fall back to PyAV.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterator
 
@@ -74,3 +75,19 @@ def video_track_info(data: bytes) -> dict | None:
         name = CODECS.get(codec, codec.decode("latin-1").strip())
         return {"fps": fps, "width": width, "height": height, "num_frames": frames or None, "codec": name}
     return None
+
+
+def with_display_rotation(data: bytes, degrees: int) -> bytes:
+    """The MP4 with its first track's display matrix (tkhd) set to a counter-clockwise rotation of
+    `degrees`, the matrix FFmpeg writes for the same rotation. For streams muxed without a codec context,
+    whose display matrix PyAV does not pass to the muxer (PyAV 18)."""
+    moov = _find(data, 0, len(data), b"moov")
+    trak = moov and _find(data, *moov, b"trak")
+    tkhd = trak and _find(data, *trak, b"tkhd")
+    if not tkhd:
+        raise ValueError("not an MP4 with a track header")
+    matrix_at = tkhd[0] + (52 if data[tkhd[0]] == 1 else 40)  # after version 1's or version 0's fields
+    radians = math.radians(degrees)
+    cos, sin = round(math.cos(radians) * 65536), round(math.sin(radians) * 65536)
+    matrix = struct.pack(">9i", cos, -sin, 0, sin, cos, 0, 0, 0, 1 << 30)
+    return data[:matrix_at] + matrix + data[matrix_at + 36 :]

@@ -85,6 +85,11 @@ class TranscodingOptions(_Section):
     include_audio: bool = Field(
         default=False, description="keep each clip's audio (AAC)", json_schema_extra=_flag("--audio")
     )
+    smart_cut: bool = Field(
+        default=True,
+        description="where a source already has the output's codec, profile, size and frame rate, copy its "
+        "packets between keyframes and re-encode only the frames around each cut",
+    )
     previews: bool = Field(default=True, description="write an animated WebP preview per clip")
 
 

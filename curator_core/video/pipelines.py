@@ -60,6 +60,7 @@ def split_pipeline(
             target_height=o.target_height,
             target_fps=o.target_fps,
             include_audio=o.include_audio,
+            smart_cut=o.smart_cut,
         ),
         MotionFilterStage(global_threshold=o.motion_threshold, score_only=o.motion_score_only),
     ]

@@ -10,6 +10,7 @@ from curator_core.resources import Resources
 from curator_core.stage import ProcessingStage
 from curator_core.tasks import Clip, VideoTask
 from curator_core.video.shots import ContentShotDetector, ShotDetector, Transition, VideoDecodeError
+from curator_core.video.smart_cut import DECODED_WHOLE
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +175,8 @@ class ShotSplittingStage(SplittingStage):
         duration = result.duration_s or video.metadata.duration_s or 0.0
         if result.damage is not None and result.decode_error:
             video.errors["decode"] = result.damage.summary(result.num_frames, video.metadata.num_frames)
+        else:
+            task.metadata[DECODED_WHOLE] = True  # smart cut need not decode what it copies again
         task.metadata["transitions"] = [t.to_dict() for t in result.transitions]
         gaps = [Transition("gap", -1, -1, a, b, 1.0) for a, b in result.gaps]  # no clip spans lost frames
         return shot_spans(

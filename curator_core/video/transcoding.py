@@ -23,6 +23,7 @@ from curator_core.resources import Resources
 from curator_core.stage import CompositeStage, ProcessingStage
 from curator_core.tasks import Clip, VideoTask
 from curator_core.video.io import Damage, VideoInputError, open_container, video_stream
+from curator_core.video.smart_cut import DECODED_WHOLE, REENCODE, SMART_CUT, smart_cut_segment
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,10 @@ class VideoSegmentingStage(ProcessingStage[VideoTask, VideoTask]):
 
 @dataclass
 class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
-    """Decodes a segment once and encodes each of its clips to an MP4 held in `clip.encoded_data`."""
+    """Decodes a segment once and encodes each of its clips to an MP4 held in `clip.encoded_data`. With
+    `smart_cut`, a clip whose source already has the output's format copies the source's packets between
+    keyframes and re-encodes only the frames around its cuts (video.smart_cut); every clip records which
+    path made it, and why it was re-encoded (`clip.metadata["encoding"]`, `["encoding_reason"]`)."""
 
     encoder: str = "libx264"
     crf: int = 23
@@ -89,6 +93,7 @@ class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
     target_fps: float | None = None
     bitrate: str | None = None  # for encoders without CRF (e.g. mpeg4, nvenc): "4M"
     include_audio: bool = False  # re-encode the first audio stream's span to AAC alongside the video
+    smart_cut: bool = True
     name: str = "clip_encode"
     resources: Resources = Resources(cpus=1.0)
 
@@ -113,10 +118,11 @@ class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
         video = task.data
         if video.errors.get("read") or not video.clips:
             return task
+        rotation = video.metadata.rotation_deg if video.metadata else 0
+        to_encode = self._smart_cut(video, rotation, verify=not task.metadata.get(DECODED_WHOLE))
         try:
-            self._encode_segment(
-                video.input_path, video.clips, video.metadata.rotation_deg if video.metadata else 0, video
-            )
+            if to_encode:
+                self._encode_segment(video.input_path, to_encode, rotation, video)
         except VideoInputError as exc:
             video.errors["transcode"] = exc.reason
         kept, dropped = [], []
@@ -127,6 +133,34 @@ class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
         video.clips = kept
         video.filtered_clips.extend(dropped)
         return task
+
+    def _smart_cut(self, video, rotation: int, verify: bool) -> list[Clip]:
+        """Smart-cut what fits; returns the clips left to encode in full, each with the reason. `verify`:
+        decode what is copied first (no earlier stage decoded the stream whole)."""
+        if not self.smart_cut:
+            reasons = dict.fromkeys((c.uuid for c in video.clips), "smart cut is off")
+        elif video.errors.get("decode"):
+            reasons = dict.fromkeys((c.uuid for c in video.clips), "the source is damaged")
+        else:
+            settings = {"encoder": self.encoder, "preset": self.preset, "crf": self.crf,
+                        "target_height": self.target_height, "target_fps": self.target_fps,
+                        "bitrate": self.bitrate, "include_audio": self.include_audio}  # fmt: skip
+            try:
+                reasons = smart_cut_segment(
+                    video.input_path, video.clips, settings, self.threads, rotation, verify
+                )
+            except (av.error.FFmpegError, VideoInputError, ValueError) as exc:
+                reasons = dict.fromkeys((c.uuid for c in video.clips), f"smart cut failed: {exc}")
+        to_encode = []
+        for clip in video.clips:
+            made = reasons[clip.uuid]
+            if isinstance(made, bytes):
+                clip.encoded_data = made
+                clip.metadata["encoding"] = SMART_CUT
+            else:
+                clip.metadata.update(encoding=REENCODE, encoding_reason=made)
+                to_encode.append(clip)
+        return to_encode
 
     def _encode_segment(self, uri: str, clips: list[Clip], rotation: int, video) -> None:
         clips = sorted(clips, key=lambda c: c.span)
@@ -396,6 +430,7 @@ class ClipTranscodingStage(CompositeStage[VideoTask, VideoTask]):
     segment_s: float = 30.0
     cpus_per_worker: float = 1.0  # also the codec threads per worker; 1 (a worker per core) wastes least
     include_audio: bool = False
+    smart_cut: bool = True  # copy the source's GOPs where it has the output's format (video.smart_cut)
 
     def decompose(self) -> list[ProcessingStage]:
         return [
@@ -408,6 +443,7 @@ class ClipTranscodingStage(CompositeStage[VideoTask, VideoTask]):
                 target_fps=self.target_fps,
                 bitrate=self.bitrate,
                 include_audio=self.include_audio,
+                smart_cut=self.smart_cut,
                 resources=Resources(cpus=self.cpus_per_worker),
             ),
         ]

@@ -41,6 +41,8 @@ CLIP_SCHEMA = pa.schema(
         ("media_bytes", pa.int64()),
         ("preview_uri", pa.string()),
         ("num_frames", pa.int64()),
+        ("encoding", pa.string()),  # "smart_cut" or "reencode" (video.smart_cut)
+        ("encoding_reason", pa.string()),  # why a clip was re-encoded in full
         ("scores", pa.map_(pa.string(), pa.float64())),
         ("errors", pa.map_(pa.string(), pa.string())),
     ]
@@ -140,6 +142,8 @@ class ClipWriterStage(ProcessingStage[VideoTask, VideoTask]):
             "media_bytes": clip.metadata.get("media_bytes"),
             "preview_uri": clip.metadata.get("preview_uri"),
             "num_frames": clip.metadata.get("num_frames"),
+            "encoding": clip.metadata.get("encoding"),
+            "encoding_reason": clip.metadata.get("encoding_reason"),
             "scores": list(clip.scores.items()),
             "errors": list(clip.errors.items()),
         }
