@@ -137,10 +137,20 @@ def smart_cut_segment(uri: str, clips: list[Clip], settings: dict, threads: int,
     if reason:
         return {clip.uuid: reason for clip in clips}
     gops = _gops(packets, frame_ticks, complete)
+    last: dict[int, list[av.VideoFrame]] = {}  # the GOP decoded last: at most one GOP of frames held
+
+    def decoded(gop: _Gop) -> list[av.VideoFrame]:
+        if gop.first_pts not in last:
+            last.clear()
+            last[gop.first_pts] = _decode(gop, fmt, threads)
+        return last[gop.first_pts]
+
     out: dict = {}
     for clip in clips:
         try:
-            out[clip.uuid] = _cut_clip(clip, gops, fmt, frame_ticks, settings, threads, rotation, sar, verify)
+            out[clip.uuid] = _cut_clip(
+                clip, gops, fmt, frame_ticks, settings, threads, rotation, sar, verify, decoded
+            )
         except _Unfit as exc:
             out[clip.uuid] = str(exc)
     return out
@@ -205,7 +215,8 @@ def _gops(packets: list[_Packet], frame_ticks: int, complete: bool) -> list[_Gop
 
 
 def _cut_clip(clip: Clip, gops: list[_Gop], fmt: SourceFormat, frame_ticks: int, settings: dict, threads: int,
-              rotation: int, sar, verify: bool) -> bytes:  # fmt: skip
+              rotation: int, sar, verify: bool, decoded) -> bytes:  # fmt: skip
+    """The clip's MP4. `decoded(gop)`: that GOP's frames (one clip's tail GOP is often the next one's head)."""
     tb = fmt.time_base
     start, end = clip.span
 
@@ -229,27 +240,24 @@ def _cut_clip(clip: Clip, gops: list[_Gop], fmt: SourceFormat, frame_ticks: int,
     if verify:
         for gop in copied:
             try:
-                frames = _decode(gop, fmt, threads, lambda pts: True)
+                sound = _sound_frames(gop, fmt, threads)
             except av.error.FFmpegError as exc:
                 raise _Unfit(f"a GOP to copy does not decode ({type(exc).__name__})") from exc
-            corrupt = sum(f.is_corrupt for f in frames)
-            if len(frames) != len(gop.packets) or corrupt:
-                raise _Unfit(
-                    f"a GOP to copy decodes to {len(frames) - corrupt} sound frames of {len(gop.packets)}"
-                )
+            if sound != len(gop.packets):
+                raise _Unfit(f"a GOP to copy decodes to {sound} sound frames of {len(gop.packets)}")
     mid = [p for g in copied for p in g.packets]
     delay = mid[0].pts - mid[0].dts  # the copied part's decode delay: the parts around it keep it
     id_free = _free_parameter_set_id(fmt)
     plan: list[tuple[bytes, int, int, bool]] = []  # (Annex B data, pts, dts, keyframe)
     own_parameter_sets: list[bytes] = []
     if head_needed:
-        frames = _decode(head_gop, fmt, threads, in_clip)
+        frames = [f for f in decoded(head_gop) if in_clip(f.pts)]
         encoded = _encode(frames, fmt, settings, threads, id_free, sar)
         own_parameter_sets = _parameter_sets(encoded[0][0])
         plan += [(data, pts, pts - delay, i == 0) for i, (data, pts) in enumerate(encoded)]
     plan += [(_annexb(p.data, fmt.length_size), p.pts, p.dts, p.idr) for p in mid]
     if tail_needed:
-        frames = _decode(tail_gop, fmt, threads, in_clip)
+        frames = [f for f in decoded(tail_gop) if in_clip(f.pts)]
         encoded = _encode(frames, fmt, settings, threads, id_free, sar)
         own_parameter_sets = own_parameter_sets or _parameter_sets(encoded[0][0])
         last_dts = plan[-1][2]
@@ -268,18 +276,28 @@ def _cut_clip(clip: Clip, gops: list[_Gop], fmt: SourceFormat, frame_ticks: int,
     return _mux(plan, fmt, round(start / tb), frame_ticks, rotation, sar)
 
 
-def _decode(gop: _Gop, fmt: SourceFormat, threads: int, keep) -> list[av.VideoFrame]:
-    """The frames of one GOP that `keep(pts)` wants, decoded by a decoder of its own, in PTS order."""
+def _decode(gop: _Gop, fmt: SourceFormat, threads: int) -> list[av.VideoFrame]:
+    """The frames of one (closed) GOP, decoded by a decoder of its own, in PTS order."""
+    return sorted(_frames(gop, fmt, threads), key=lambda f: f.pts)
+
+
+def _sound_frames(gop: _Gop, fmt: SourceFormat, threads: int) -> int:
+    """How many of the GOP's frames decode without the decoder flagging them corrupt; the frames are not
+    kept, and the deblocking filter, which cannot fail, is skipped."""
+    return sum(not f.is_corrupt for f in _frames(gop, fmt, threads, {"skip_loop_filter": "all"}))
+
+
+def _frames(gop: _Gop, fmt: SourceFormat, threads: int, options: dict | None = None):
     decoder = av.CodecContext.create("h264", "r")
     decoder.extradata = fmt.extradata
     decoder.thread_count = threads
-    frames = []
+    if options:
+        decoder.options = options
     for packet in [*gop.packets, None]:
         data = None if packet is None else av.Packet(packet.data)
         if data is not None:
             data.pts, data.dts, data.time_base = packet.pts, packet.dts, fmt.time_base
-        frames += [f for f in decoder.decode(data) if f.pts is not None and keep(f.pts)]
-    return sorted(frames, key=lambda f: f.pts)
+        yield from (f for f in decoder.decode(data) if f.pts is not None)
 
 
 def _encode(frames, fmt: SourceFormat, settings: dict, threads: int, sps_id: int, sar):

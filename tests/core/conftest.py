@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,32 @@ def stored_tasks(root: Path) -> int:
 
     db = lancedb.connect(str(root / "store"))
     return db.open_table("step_tasks").count_rows() if "step_tasks" in db.list_tables().tables else 0
+
+
+class RecordingExecutor(RayExecutor):
+    """The real RayExecutor, noting what each step's pipeline hands back to the driver (set `step` first)."""
+
+    step = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.returned: dict[str, dict] = {}
+
+    def execute(self, stages, initial_tasks):
+        result = super().execute(stages, initial_tasks)
+        self.returned[self.step] = {
+            "clips": sum(len(t.data.clips) + len(t.data.filtered_clips) for t in result.outputs),
+            "stored_clips": sum(t.metadata.get("stored", {}).get("clips", 0) for t in result.outputs),
+            "bytes_per_task": max((len(pickle.dumps(t)) for t in result.outputs), default=0),
+        }
+        return result
+
+
+def assert_small_records(returned: dict[str, dict], steps: set[str]) -> None:
+    """The workers wrote every clip's row, vector and caption (store.row_writer): the driver gets counts per
+    task, not clips, so what it holds does not grow with the clips of a batch. Media is tens of KB a clip,
+    frames at 224x224 150 KB a second: none of it may come back."""
+    assert set(returned) == steps, returned
+    for step in steps - {"raw_videos"}:
+        assert returned[step]["clips"] == 0 and returned[step]["stored_clips"] >= 9, returned
+    assert max(r["bytes_per_task"] for r in returned.values()) < 4_000, returned

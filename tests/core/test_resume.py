@@ -18,7 +18,16 @@ import lancedb
 from curator_core import RayExecutor
 from curator_core.batches import BatchSettings, run_step
 from curator_core.store import ClipStore
-from tests.core.conftest import SEGMENTS_PER_VIDEO, VIDEOS, batch_settings, clip_rows, media, stored_tasks
+from tests.core.conftest import (
+    SEGMENTS_PER_VIDEO,
+    VIDEOS,
+    RecordingExecutor,
+    assert_small_records,
+    batch_settings,
+    clip_rows,
+    media,
+    stored_tasks,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = """
@@ -114,9 +123,12 @@ def test_model_steps_reuse_what_they_made_of_the_same_clips_and_remake_it_for_ne
     settings.options = settings.options.model_copy(update={"model_dir": str(models)})
     store = ClipStore(str(root / "store"))
 
+    executor = RecordingExecutor()
+
     def run(step: str) -> tuple[dict, list[dict]]:
         """The step's work figures, and its rows (embeddings or captions)."""
-        work = run_step(step, "b", settings, RayExecutor()).details["work"]
+        executor.step = step
+        work = run_step(step, "b", settings, executor).details["work"]
         if step == "clip_captions":
             table, value = "clip_captions", "text"
         else:
@@ -125,6 +137,7 @@ def test_model_steps_reuse_what_they_made_of_the_same_clips_and_remake_it_for_ne
         return work, sorted(rows, key=lambda r: r["row_id"])
 
     made = {step: run(step) for step in ("clip_embeddings", "clip_captions")}
+    assert_small_records(executor.returned, {"clip_embeddings", "clip_captions"})  # (test_batches: the rest)
     assert (
         made["clip_embeddings"][0]["videos_embedded"] == VIDEOS
         and made["clip_captions"][0]["videos_captioned"] == VIDEOS
