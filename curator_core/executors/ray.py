@@ -14,7 +14,6 @@ import contextlib
 import ctypes
 import fcntl
 import functools
-import gc
 import hashlib
 import logging
 import math
@@ -451,25 +450,6 @@ def release_freed_memory() -> None:
         trim(0)
 
 
-_FROZEN_FOR: set[str] = set()  # the operators this worker process froze its heap for
-
-
-def freeze_heap_once(operator: str) -> None:
-    """Before a worker's first block of `operator`: collect, then leave everything alive (imported modules,
-    a loaded model) out of every later garbage collection (`gc.freeze`).
-
-    A full collection scans the whole heap: 0.3 s in a worker with torch and transformers imported, and
-    motion scoring runs one every 30 frames (PyAV's side data ties each frame into a reference cycle),
-    which cost more than the clip's encode (a tiny clips step: motion 6.3 s of 9 s). Frozen, it scans
-    what was allocated since (under a millisecond). Once per operator, since a pooled worker that runs
-    another operator later has imported that one's modules too."""
-    if operator in _FROZEN_FOR:
-        return
-    _FROZEN_FOR.add(operator)
-    gc.collect()
-    gc.freeze()
-
-
 def _note(ray: Any, method: Any, *args: Any) -> None:
     """One call to the ledger. Bookkeeping never fails a task: without its ledger (the driver going
     away), a task still runs; only the fault counts miss it."""
@@ -529,7 +509,6 @@ class _StageActor:
         self.ledger = ledger
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        freeze_heap_once(self.stage.name)
         items = _unpack(batch["item"])
         out = _pack(_tracked(self.ledger, self.stage.name, items, self.runner.run))
         del items
@@ -594,7 +573,6 @@ def _task_function(stages: list[ProcessingStage], num_gpus: float, ledger: Any =
         import ray
 
         ctx = ray.get_runtime_context()
-        freeze_heap_once(operator)
 
         def run(items: list[Any]) -> list[Any]:
             for stage in stages:

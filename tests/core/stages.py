@@ -134,21 +134,6 @@ class FragmentingStage(ProcessingStage[NumTask, NumTask]):
 
 
 @dataclass
-class GcProbeStage(ProcessingStage[NumTask, NumTask]):
-    """Notes how many objects its worker froze out of garbage collection, and what a full collection
-    there has to scan (the objects still tracked)."""
-
-    name: str = "gc_probe"
-
-    def process(self, task: NumTask) -> NumTask:
-        import gc
-
-        task.metadata["frozen"] = gc.get_freeze_count()
-        task.metadata["tracked"] = len(gc.get_objects())
-        return task
-
-
-@dataclass
 class SetupRecorderStage(ProcessingStage[NumTask, NumTask]):
     """Counts setup calls (per worker) and setup_on_node calls (files in `record_dir`)."""
 
