@@ -132,8 +132,9 @@ def smart_cut_segment(uri: str, clips: list[Clip], settings: dict, threads: int,
         sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
         start_s = min(c.span[0] for c in clips)
         end_s = max(c.span[1] for c in clips)
-        packets, complete = _read_packets(container, stream, fmt, start_s, end_s)
-    frame_ticks, reason = _frame_ticks(packets)
+        packets, complete, reason = _read_packets(container, stream, fmt, start_s, end_s)
+    if not reason:
+        frame_ticks, reason = _frame_ticks(packets)
     if reason:
         return {clip.uuid: reason for clip in clips}
     gops = _gops(packets, frame_ticks, complete)
@@ -163,7 +164,8 @@ class _Unfit(Exception):
 def _read_packets(container, stream, fmt: SourceFormat, start_s: float, end_s: float):
     """The segment's video packets in decode order: from the IDR at or before `start_s` to the first IDR
     after `end_s` (and the packets after it shown before it, if any: an open GOP). `complete`: the stream
-    ended inside (its last GOP ends at the last frame)."""
+    ended inside (its last GOP ends at the last frame). Third: why the segment cannot be copied from, if
+    a packet has no timestamps or is marked corrupt."""
     tb = fmt.time_base
     if start_s > 0:
         container.seek(int(start_s / tb), stream=stream, backward=True, any_frame=False)
@@ -173,25 +175,22 @@ def _read_packets(container, stream, fmt: SourceFormat, start_s: float, end_s: f
         if packet.size == 0:
             continue
         if packet.pts is None or packet.dts is None or packet.is_corrupt:
-            packets.append(_Packet(b"", -1, -1, False))  # fails the frame-rate check: re-encoded
-            return packets, False
+            return packets, False, "a packet without timestamps or marked corrupt"
         if stop_pts is not None and packet.pts > stop_pts:
-            return packets, False
+            return packets, False, None
         data = bytes(packet)
         idr = packet.is_keyframe and NAL_IDR in _nal_types(_annexb(data, fmt.length_size))
         if packets or idr:
             packets.append(_Packet(data, packet.pts, packet.dts, idr))
         if idr and stop_pts is None and packet.pts * tb >= end_s - EPS_S:
             stop_pts = packet.pts
-    return packets, True
+    return packets, True, None
 
 
 def _frame_ticks(packets: list[_Packet]) -> tuple[int, str | None]:
     """The one frame duration (ticks) of a constant-rate run of packets, or the reason there is none."""
-    if not packets or packets[0].pts < 0 or not packets[0].idr:
+    if not packets or not packets[0].idr:
         return 0, "the segment does not start at an IDR frame"
-    if any(p.pts < 0 for p in packets):
-        return 0, "a packet without timestamps or marked corrupt"
     pts = sorted(p.pts for p in packets)
     steps = {b - a for a, b in zip(pts, pts[1:], strict=False)}
     if len(steps) != 1 or 0 in steps:
