@@ -22,6 +22,7 @@ from av.video.frame import PictureType
 from curator_core.resources import Resources
 from curator_core.stage import CompositeStage, ProcessingStage
 from curator_core.tasks import Clip, VideoTask
+from curator_core.video.heap import deterministic_heap
 from curator_core.video.io import Damage, VideoInputError, open_container, video_stream
 from curator_core.video.smart_cut import DECODED_WHOLE, REENCODE, SMART_CUT, smart_cut_segment
 
@@ -119,12 +120,13 @@ class ClipEncodeStage(ProcessingStage[VideoTask, VideoTask]):
         if video.errors.get("read") or not video.clips:
             return task
         rotation = video.metadata.rotation_deg if video.metadata else 0
-        to_encode = self._smart_cut(video, rotation, verify=not task.metadata.get(DECODED_WHOLE))
-        try:
-            if to_encode:
-                self._encode_segment(video.input_path, to_encode, rotation, video)
-        except VideoInputError as exc:
-            video.errors["transcode"] = exc.reason
+        with deterministic_heap():  # libx264 reads memory it never wrote (video.heap)
+            to_encode = self._smart_cut(video, rotation, verify=not task.metadata.get(DECODED_WHOLE))
+            try:
+                if to_encode:
+                    self._encode_segment(video.input_path, to_encode, rotation, video)
+            except VideoInputError as exc:
+                video.errors["transcode"] = exc.reason
         kept, dropped = [], []
         for clip in video.clips:
             (kept if clip.encoded_data else dropped).append(clip)
