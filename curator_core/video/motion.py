@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import io
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -25,11 +26,23 @@ from curator_core.video.clip_stage import ClipStage, filter_clips
 GLOBAL = "motion_global_mean"
 PATCH_MIN = "motion_patch_min"
 GRID = 8
-# PyAV's side data holds its frame and the frame holds its side data: every frame whose motion vectors
-# were read stays alive (with its decoded picture, 3 MB at 1080p) until a full garbage collection, which
-# a busy worker seldom runs (a worker reached 1 GiB on 30 clips). Collecting every this many frames keeps
-# at most that many; young-generation collections do not free them (measured: they grew to 18 GB).
-COLLECT_EVERY_FRAMES = 30
+# PyAV's side data holds its frame and the frame holds its side data, so every frame whose motion vectors
+# were read stays alive (with its decoded picture, 3 MB at 1080p) until a full collection: PyAV allocates
+# each frame before the decoder has one for it, so the frame is old by the time the cycle forms, and young
+# collections never free it. A busy worker seldom runs a full collection (one reached 1 GiB on 30 clips),
+# and one costs 0.3 s in a worker with torch imported (430,000 objects; every 30 frames, 1.9 s of a 10 s
+# clip's scoring). So scoring freezes what the process held before it, and collects fully after each
+# packet: only what scoring allocated is scanned, and no frame outlives its packet.
+
+
+@contextmanager
+def _only_new_objects_collected():
+    """Collections inside scan only the objects allocated inside (the rest of the heap is frozen)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def motion_scores(data: bytes) -> tuple[float, float, str]:
@@ -47,29 +60,31 @@ def motion_scores(data: bytes) -> tuple[float, float, str]:
         total, frames_with_mvs, frames = 0.0, 0, 0
         diffs: list[np.ndarray] = []
         prev = None
-        for frame in container.decode(stream):
-            frames += 1
-            if frames % COLLECT_EVERY_FRAMES == 0:
+        with _only_new_objects_collected():
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    frames += 1
+                    mvs = frame.side_data.get("MOTION_VECTORS")
+                    if mvs is not None:
+                        a = mvs.to_ndarray()
+                        if len(a):
+                            scale = np.maximum(a["motion_scale"], 1).astype(np.float64)
+                            mag = np.hypot(a["motion_x"] / scale, a["motion_y"] / scale) / diag
+                            gx = np.clip(a["dst_x"].astype(int) * GRID // max(1, width), 0, GRID - 1)
+                            gy = np.clip(a["dst_y"].astype(int) * GRID // max(1, height), 0, GRID - 1)
+                            np.add.at(grid_sum, (gy, gx), mag)
+                            np.add.at(grid_count, (gy, gx), 1)
+                            total += float(mag.mean())
+                            frames_with_mvs += 1
+                            continue
+                    if frame.key_frame and frames_with_mvs:
+                        continue  # keyframes carry no vectors; they do not mean "no motion"
+                    luma = frame.to_ndarray(width=64, height=36, format="gray").astype(np.float32) / 255.0
+                    if prev is not None:
+                        diffs.append(np.abs(luma - prev))
+                    prev = luma
+                frame = mvs = a = None  # noqa: F841 -- nothing may hold a frame while it is collected
                 gc.collect()
-            mvs = frame.side_data.get("MOTION_VECTORS")
-            if mvs is not None:
-                a = mvs.to_ndarray()
-                if len(a):
-                    scale = np.maximum(a["motion_scale"], 1).astype(np.float64)
-                    mag = np.hypot(a["motion_x"] / scale, a["motion_y"] / scale) / diag
-                    gx = np.clip(a["dst_x"].astype(int) * GRID // max(1, width), 0, GRID - 1)
-                    gy = np.clip(a["dst_y"].astype(int) * GRID // max(1, height), 0, GRID - 1)
-                    np.add.at(grid_sum, (gy, gx), mag)
-                    np.add.at(grid_count, (gy, gx), 1)
-                    total += float(mag.mean())
-                    frames_with_mvs += 1
-                    continue
-            if frame.key_frame and frames_with_mvs:
-                continue  # keyframes carry no vectors; they do not mean "no motion"
-            luma = frame.to_ndarray(width=64, height=36, format="gray").astype(np.float32) / 255.0
-            if prev is not None:
-                diffs.append(np.abs(luma - prev))
-            prev = luma
     if frames_with_mvs:
         patch = np.where(grid_count > 0, grid_sum / np.maximum(grid_count, 1), 0.0)
         return total / frames_with_mvs, float(patch.min()), "motion_vectors"
