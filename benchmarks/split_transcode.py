@@ -12,20 +12,28 @@ every 2 s), so clips copy the source's GOPs (video.smart_cut), against the ffmpe
 clips. Two cuttings: clips on keyframes (0-10 s, ...), and clips 1 s off them (1-11 s, ...: every clip
 re-encodes its first and last second). Every clip is checked against a full re-encode's frame times.
 
-Run: .venv/bin/python benchmarks/split_transcode.py [--repeats 3] [--smart-cut]
+`--startup`: cold runs (a fresh process, and so a fresh private Ray cluster, per run: what a one-shot
+`curator run` sees; its timeline too: imports, Ray start, when the first segment's encode began) and warm
+runs (one driver and cluster, after a warm-up run), for `--inputs` 2 and 4 and each of `--presets`, each
+against the ffmpeg CLI on the same clips with the sides alternating.
+
+Run: .venv/bin/python benchmarks/split_transcode.py [--repeats 3] [--smart-cut | --startup]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import av
@@ -38,7 +46,7 @@ from curator_core.tasks import Clip, VideoTask
 from curator_core.video.reader import VideoReader
 from curator_core.video.samples import encode_frames
 from curator_core.video.splitting import FixedStrideSplittingStage, fixed_stride_spans
-from curator_core.video.transcoding import ClipTranscodingStage
+from curator_core.video.transcoding import ClipEncodeStage, ClipTranscodingStage
 from curator_core.video.writer import ClipWriterStage
 
 CACHE = Path(tempfile.gettempdir()) / "curator-bench-inputs"
@@ -92,9 +100,10 @@ def _spans(offset_s: float) -> list[tuple[float, float]]:
             if start + offset_s < 60.0 - 2.0]  # fmt: skip
 
 
-def ours(inputs: list[Path], out: Path, smart_cut: bool = True, offset_s: float = 0.0):
+def ours(inputs: list[Path], out: Path, smart_cut: bool = True, offset_s: float = 0.0, preset: str = PRESET):
     """(wall seconds, share of the CPUs' time that stage code ran: the rest is Ray's scheduling, start-up
-    and tail, {encoding path: clips}, the clips)."""
+    and tail, {encoding path: clips}, the clips). Each clip's `encode_started` is when (time.time()) its
+    segment's encode began."""  # fmt: skip
     split = FixedStrideSplittingStage(clip_len_s=CLIP_S, clip_stride_s=CLIP_S)
     if offset_s:
         split = _OffsetSplit(offset_s)
@@ -103,9 +112,7 @@ def ours(inputs: list[Path], out: Path, smart_cut: bool = True, offset_s: float 
         [
             VideoReader([str(p) for p in inputs]),
             split,
-            ClipTranscodingStage(
-                encoder="libx264", preset=PRESET, crf=CRF, smart_cut=smart_cut
-            ),  # 30 s segments
+            *_timed(ClipTranscodingStage(encoder="libx264", preset=preset, crf=CRF, smart_cut=smart_cut)),
             ClipWriterStage(output_root=str(out)),
         ],
     )
@@ -119,6 +126,24 @@ def ours(inputs: list[Path], out: Path, smart_cut: bool = True, offset_s: float 
     )
     busy = sum(stats.process_time_s for stats in result.stage_stats.values()) / (CPUS * elapsed)
     return elapsed, busy, Counter(c.metadata.get("encoding") for c in clips), clips
+
+
+@dataclass
+class _TimedEncode(ClipEncodeStage):
+    """The encode stage, noting in each clip when its segment's encode began."""
+
+    def process(self, task: VideoTask) -> VideoTask:
+        started = time.time()
+        for clip in task.data.clips:
+            clip.metadata["encode_started"] = started
+        return super().process(task)
+
+
+def _timed(stage: ClipTranscodingStage) -> list[ProcessingStage]:
+    """The transcoding stage's own parts, its encoder timed."""
+    parts = stage.decompose()
+    encode = parts[-1]
+    return [*parts[:-1], _TimedEncode(**{f.name: getattr(encode, f.name) for f in fields(encode)})]
 
 
 @dataclass
@@ -136,14 +161,15 @@ class _OffsetSplit(ProcessingStage[VideoTask, VideoTask]):
         return task
 
 
-def reference(inputs: list[Path], out: Path, parallel: int = CPUS, offset_s: float = 0.0) -> float:
+def reference(inputs: list[Path], out: Path, parallel: int = CPUS, offset_s: float = 0.0,
+              preset: str = PRESET) -> float:  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     jobs = []
     for n, path in enumerate(inputs):
         for i, (start, end) in enumerate(_spans(offset_s)):
             jobs.append(
                 ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-ss", f"{start}", "-i", str(path), "-t", f"{end - start}",
-                 "-c:v", "libx264", "-preset", PRESET, "-crf", str(CRF), "-an", str(out / f"{n}-{i}.mp4")]
+                 "-c:v", "libx264", "-preset", preset, "-crf", str(CRF), "-an", str(out / f"{n}-{i}.mp4")]
             )  # fmt: skip
     t0 = time.perf_counter()
     with ThreadPoolExecutor(parallel) as pool:
@@ -159,12 +185,20 @@ def main() -> None:
     parser.add_argument(
         "--offsets", type=float, nargs="+", default=[0.0, 1.0], help="--smart-cut: clip starts, s"
     )
+    parser.add_argument("--startup", action="store_true", help="cold and warm runs (see above)")
+    parser.add_argument("--presets", nargs="+", default=[PRESET], help="--startup: x264 presets")
+    parser.add_argument("--inputs", type=int, nargs="+", default=[2, 4], help="--startup: input counts")
+    parser.add_argument("--child", nargs=3, metavar=("N", "PRESET", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        return _cold_child(int(args.child[0]), args.child[1], Path(args.child[2]))
     if not shutil.which("ffmpeg"):
         raise SystemExit("the reference needs the ffmpeg CLI: apt-get install ffmpeg (benchmark only)")
     if args.smart_cut:
         return smart_cut_figures(args.repeats, args.offsets)
-    inputs = [make_input(CACHE / f"in_{i}_720p_60s.mp4", 60, 1280, 720, seed=i) for i in range(4)]
+    if args.startup:
+        return startup_figures(args.repeats, args.presets, args.inputs)
+    inputs = _inputs()
     print(f"ray start-up: {ensure_ray(num_cpus=CPUS):.2f} s")
     ours_s, ref_s, busy = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -191,6 +225,79 @@ def main() -> None:
     ratios = sorted(o_ / f_ for o_, f_ in zip(ours_s, ref_s, strict=True))
     print(f"  per-run ratios                    {' '.join(f'{x:.2f}' for x in ratios)}")
     print(f"  runs at or under 1.0              {sum(x <= 1.0 for x in ratios)} of {len(ratios)}")
+
+
+def _inputs() -> list[Path]:
+    return [make_input(CACHE / f"in_{i}_720p_60s.mp4", 60, 1280, 720, seed=i) for i in range(4)]
+
+
+def _cold_child(n: int, preset: str, out: Path) -> None:
+    """One cold run, in a process of its own: prints its timeline (s since the parent started it)."""
+    t0 = float(os.environ["CURATOR_BENCH_T0"])
+    imported = time.time() - t0
+    ray_s = ensure_ray(num_cpus=CPUS)
+    started = time.time()
+    wall, busy, _, clips = ours(_inputs()[:n], out, preset=preset)
+    first = min(c.metadata["encode_started"] for c in clips)
+    print(json.dumps({"imported_s": imported, "ray_s": ray_s, "first_encode_s": first - t0,
+                      "first_encode_after_execute_s": first - started, "busy": busy}))  # fmt: skip
+
+
+def _cold_run(n: int, preset: str, out: Path) -> tuple[float, dict]:
+    """(seconds from starting a fresh process to its exit, the timeline it printed)."""
+    env = {**os.environ, "CURATOR_BENCH_T0": repr(time.time())}
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, __file__, "--child", str(n), preset, str(out)], env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    wall = time.perf_counter() - t0
+    return wall, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def startup_figures(repeats: int, presets: list[str], counts: list[int]) -> None:
+    """Cold (a fresh process and private cluster per run, as a one-shot `curator run`) and warm (one
+    driver and cluster, after a warm-up run) against the ffmpeg CLI on the same clips, in one script."""
+    inputs = _inputs()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset in presets:  # cold first: no cluster of this process may run beside the children's
+            for n in counts:
+                cold, ref, lines = [], [], []
+                for r in range(repeats):
+                    if r % 2:
+                        ref.append(reference(inputs[:n], Path(tmp) / f"ref-c{preset}{n}-{r}", preset=preset))
+                    wall, line = _cold_run(n, preset, Path(tmp) / f"cold{preset}{n}-{r}")
+                    cold.append(wall)
+                    lines.append(line)
+                    if not r % 2:
+                        ref.append(reference(inputs[:n], Path(tmp) / f"ref-c{preset}{n}-{r}", preset=preset))
+                    print(f"  cold {n} inputs {preset} run {r}: ours {wall:.2f} s (imports {line['imported_s']:.2f} s,"
+                          f" ray {line['ray_s']:.2f} s, first encode at {line['first_encode_s']:.2f} s,"
+                          f" {line['first_encode_after_execute_s']:.2f} s after execute), ffmpeg CLI {ref[-1]:.2f} s")  # fmt: skip
+                first = statistics.median(x["first_encode_s"] for x in lines)
+                rows.append(("cold", n, preset, cold, ref, first))
+        print(f"ray start-up (warm side): {ensure_ray(num_cpus=CPUS):.2f} s")
+        ours(inputs[:1], Path(tmp) / "warm-up")
+        for preset in presets:
+            for n in counts:
+                warm, ref = [], []
+                for r in range(repeats):
+                    if r % 2:
+                        ref.append(reference(inputs[:n], Path(tmp) / f"ref-w{preset}{n}-{r}", preset=preset))
+                    warm.append(ours(inputs[:n], Path(tmp) / f"warm{preset}{n}-{r}", preset=preset)[0])
+                    if not r % 2:
+                        ref.append(reference(inputs[:n], Path(tmp) / f"ref-w{preset}{n}-{r}", preset=preset))
+                    print(
+                        f"  warm {n} inputs {preset} run {r}: ours {warm[-1]:.2f} s, ffmpeg CLI {ref[-1]:.2f} s"
+                    )
+                rows.append(("warm", n, preset, warm, ref, None))
+    print(f"x 60 s 720p30 inputs -> 6 clips of 10 s each, libx264 crf {CRF}, {CPUS} CPUs, median of {repeats}"
+          " (targets: cold 2 inputs <= 1.0, warm <= 0.9):")  # fmt: skip
+    for kind, n, preset, o, f, first in rows:
+        mo, mf = statistics.median(o), statistics.median(f)
+        runs = " ".join(f"{a / b:.2f}" for a, b in zip(o, f, strict=True))
+        when = f", first encode {first:.2f} s after the process started" if first is not None else ""
+        print(f"  {kind} {n} inputs {preset:9s} ours {mo:7.2f} s  ffmpeg CLI {mf:7.2f} s  ratio {mo / mf:.2f}"
+              f" (per run {runs}){when}")  # fmt: skip
 
 
 def smart_cut_figures(repeats: int, offsets: list[float]) -> None:
