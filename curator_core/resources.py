@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 
 NVDEC_RESOURCE = "nvdecs"
@@ -95,3 +96,12 @@ class Resources:
         if self.nvencs:
             parts.append(f"nvenc={self.nvencs}")
         return " ".join(parts)
+
+
+def cluster_cpus() -> float:
+    """The CPUs of the Ray cluster this process belongs to (driver or worker), else of this machine."""
+    import ray
+
+    if ray.is_initialized():
+        return float(ray.cluster_resources().get("CPU", 1.0))
+    return float(os.cpu_count() or 1)

@@ -21,6 +21,7 @@ from curator_core.video.io import (
 logger = logging.getLogger(__name__)
 
 READ_ERROR = "read"
+BATCH_VIDEOS = "batch_videos"  # task.metadata: how many videos the listing found (segment sizes follow it)
 
 
 @dataclass
@@ -57,6 +58,8 @@ class FileListingStage(ProcessingStage[EmptyTask, VideoTask]):
             what = f"no file matches {self.glob!r}" if self.glob else "no video file"
             video.errors[READ_ERROR] = f"{what} under this folder (extensions: {' '.join(self.extensions)})"
             tasks.append(VideoTask(dataset_name=self.dataset_name, data=video))
+        for task in tasks:
+            task.metadata[BATCH_VIDEOS] = len(paths)
         return tasks
 
 

@@ -19,11 +19,12 @@ from typing import ClassVar
 import av
 from av.video.frame import PictureType
 
-from curator_core.resources import Resources
+from curator_core.resources import Resources, cluster_cpus
 from curator_core.stage import CompositeStage, ProcessingStage
 from curator_core.tasks import Clip, VideoTask
 from curator_core.video.heap import deterministic_heap
 from curator_core.video.io import Damage, VideoInputError, open_container, video_stream
+from curator_core.video.reader import BATCH_VIDEOS
 from curator_core.video.smart_cut import DECODED_WHOLE, REENCODE, SMART_CUT, smart_cut_segment
 
 logger = logging.getLogger(__name__)
@@ -38,9 +39,17 @@ REUSED_SEGMENTS = "reused_segments"  # task.metadata: {"count", "done"} segments
 @dataclass
 class VideoSegmentingStage(ProcessingStage[VideoTask, VideoTask]):
     """Fans one video's clips out into tasks of consecutive clips spanning at most `segment_s` seconds,
-    leaving out the segments an earlier run of the step stored (`task.metadata[REUSED_SEGMENTS]`)."""
+    leaving out the segments an earlier run of the step stored (`task.metadata[REUSED_SEGMENTS]`).
+
+    A small batch gets shorter segments: enough that the batch makes `segments_per_cpu` segments per CPU
+    of the cluster, so the last wave of encodes does not leave CPUs idle (2 videos of 60 s on 2 CPUs: 3
+    segments of 20 s each rather than 2 of 30 s), but none shorter than `min_segment_s`, below which a
+    segment's own costs (a task, opening and seeking the file) outweigh what it balances. A large batch
+    keeps `segment_s`."""
 
     segment_s: float = 30.0
+    segments_per_cpu: float = 3.0
+    min_segment_s: float = 10.0
     name: str = "video_segmenting"
     fans_out: ClassVar[bool] = True
     resources: Resources = Resources(cpus=0.1)
@@ -53,10 +62,11 @@ class VideoSegmentingStage(ProcessingStage[VideoTask, VideoTask]):
         clips = sorted(video.clips, key=lambda c: c.span)
         if len(clips) <= 1:
             return [task]
+        segment_s = self._segment_s(task, clips)
         groups: list[list[Clip]] = [[]]
         for clip in clips:
             group = groups[-1]
-            if group and clip.span[1] - group[0].span[0] > self.segment_s:
+            if group and clip.span[1] - group[0].span[0] > segment_s + 1e-6:
                 groups.append([clip])
             else:
                 group.append(clip)
@@ -78,6 +88,17 @@ class VideoSegmentingStage(ProcessingStage[VideoTask, VideoTask]):
                 type(task)(dataset_name=task.dataset_name, data=seg_video, metadata=dict(task.metadata))
             )
         return out
+
+    def _segment_s(self, task: VideoTask, clips: list[Clip]) -> float:
+        """`segment_s`, or down to `min_segment_s` where the batch is too small for `segments_per_cpu`."""
+        videos = task.metadata.get(BATCH_VIDEOS)
+        if not videos:
+            return self.segment_s
+        span = clips[-1].span[1] - clips[0].span[0]
+        wanted = min(
+            math.ceil(self.segments_per_cpu * cluster_cpus() / videos), int(span // self.min_segment_s)
+        )
+        return min(self.segment_s, span / wanted) if wanted > 1 else self.segment_s
 
 
 @dataclass

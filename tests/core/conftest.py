@@ -16,7 +16,8 @@ from curator_core.store import ClipStore
 from curator_core.video.options import CurationOptions
 from curator_core.video.samples import Shot, write_video
 
-VIDEOS, SEGMENTS_PER_VIDEO = 3, 2  # 40 s in 10 s clips: segments of at most 30 s -> 2 per video
+VIDEOS, SEGMENTS_PER_VIDEO = 3, 2  # 40 s in 10 s clips, 3 videos on 2 CPUs: 2 segments of 20 s each
+SEGMENT_S = 20.0
 IGNORED = {"commit_id", "created_at", "params_hash"}  # params_hash covers the output folder, which differs
 
 

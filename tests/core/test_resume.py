@@ -19,6 +19,7 @@ from curator_core import RayExecutor
 from curator_core.batches import BatchSettings, run_step
 from curator_core.store import ClipStore
 from tests.core.conftest import (
+    SEGMENT_S,
     SEGMENTS_PER_VIDEO,
     VIDEOS,
     RecordingExecutor,
@@ -98,7 +99,7 @@ def test_a_killed_clips_step_resumes_to_the_rows_and_media_of_an_uninterrupted_r
     db = lancedb.connect(str(resumed_root / "store"))
     source = str(landing / "b" / "v1.mp4")
     db.open_table("step_tasks").delete(f"source_uri = '{source}' AND segment_index = 1")
-    db.open_table("clips").delete(f"source_uri = '{source}' AND span_start_s >= 30")
+    db.open_table("clips").delete(f"source_uri = '{source}' AND span_start_s >= {SEGMENT_S}")
     assert ClipStore(str(resumed_root / "store")).count("clips") < len(clip_rows(whole_root))
     mended = run_step("clips", "b", batch_settings(landing, resumed_root), RayExecutor())
     assert mended.details["work"] == {"tasks_stored": total, "tasks_reused": total - 1,

@@ -12,7 +12,7 @@ from pathlib import Path
 from curator_core.cli import _run_exit_code
 from curator_core.tasks import EmptyTask
 from curator_core.video.io import list_videos
-from curator_core.video.reader import FileListingStage
+from curator_core.video.reader import BATCH_VIDEOS, FileListingStage
 
 CURATOR = [sys.executable, "-m", "curator_core.cli"]
 
@@ -71,3 +71,10 @@ def test_a_folder_with_no_video_is_recorded_as_a_failed_input(tmp_path):
     (task,) = FileListingStage((str(tmp_path / "empty"),)).process(EmptyTask())
     assert task.data.input_path == str(tmp_path / "empty")
     assert task.data.errors["read"].startswith("no video file under this folder")
+
+
+def test_every_listed_video_knows_the_batch_size(tmp_path):
+    for name in ("a.mp4", "b.mkv", "c.mov"):
+        (tmp_path / name).write_bytes(b"")
+    tasks = FileListingStage((str(tmp_path),)).process(EmptyTask())
+    assert [t.metadata[BATCH_VIDEOS] for t in tasks] == [3, 3, 3]  # segment sizes follow it

@@ -3,9 +3,11 @@ import hashlib
 import io
 
 import av
+import pytest
 
 from curator_core.tasks import Clip, Video, VideoTask
-from curator_core.video.reader import VideoReaderStage
+from curator_core.video import transcoding
+from curator_core.video.reader import BATCH_VIDEOS, VideoReaderStage
 from curator_core.video.splitting import FixedStrideSplittingStage
 from curator_core.video.transcoding import ClipEncodeStage, VideoSegmentingStage
 from tests.fixtures_video import decode_all
@@ -88,6 +90,26 @@ def test_segments_spread_a_long_video_and_decode_once_each(three_shots):
     for seg in segments:
         ClipEncodeStage().process(seg)
         assert all(len(decode_all(c.encoded_data)[0]) == 24 for c in seg.data.clips)
+
+
+@pytest.mark.parametrize(
+    ("videos", "cpus", "minutes", "segments"),
+    [
+        (2, 2, 1, [2, 2, 2]),  # 4 segments of 30 s for 2 encoders: the last wave would run alone
+        (4, 2, 1, [3, 3]),  # 8 of 30 s: enough already
+        (1, 16, 1, [1] * 6),  # one video, many CPUs: 10 s each, no shorter
+        (10_000, 200, 2, [3, 3, 3, 3]),  # a large batch keeps 30 s
+    ],
+)
+def test_a_small_batch_gets_shorter_segments(monkeypatch, videos, cpus, minutes, segments):
+    monkeypatch.setattr(transcoding, "cluster_cpus", lambda: float(cpus))
+    clips = [Clip(source="v.mp4", span=(s, s + 10.0)) for s in range(0, 60 * minutes, 10)]
+    task = VideoTask(
+        dataset_name="d", data=Video(input_path="v.mp4", clips=clips), metadata={BATCH_VIDEOS: videos}
+    )
+    assert [len(t.data.clips) for t in VideoSegmentingStage().process(task)] == segments
+    del task.metadata[BATCH_VIDEOS]  # a task from no listing keeps 30 s
+    assert [len(t.data.clips) for t in VideoSegmentingStage().process(task)] == [3] * (2 * minutes)
 
 
 def test_corrupt_h264_keeps_the_frames_that_decoded(shared_videos):
