@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
-from curator_core.resources import Resources
+from curator_core.resources import Resources, cluster_cpus
 from curator_core.stage import CompositeStage, ProcessingStage
 from curator_core.tasks import EmptyTask, Video, VideoTask
 from curator_core.video.io import (
@@ -21,7 +21,10 @@ from curator_core.video.io import (
 logger = logging.getLogger(__name__)
 
 READ_ERROR = "read"
-BATCH_VIDEOS = "batch_videos"  # task.metadata: how many videos the listing found (segment sizes follow it)
+# task.metadata of every listed video (segment sizes follow them): how many videos the listing found, and
+# the CPUs of the cluster then (asked once per batch here, not once per video where segments are cut).
+BATCH_VIDEOS = "batch_videos"
+BATCH_CPUS = "batch_cpus"
 
 
 @dataclass
@@ -58,8 +61,9 @@ class FileListingStage(ProcessingStage[EmptyTask, VideoTask]):
             what = f"no file matches {self.glob!r}" if self.glob else "no video file"
             video.errors[READ_ERROR] = f"{what} under this folder (extensions: {' '.join(self.extensions)})"
             tasks.append(VideoTask(dataset_name=self.dataset_name, data=video))
+        cpus = cluster_cpus()
         for task in tasks:
-            task.metadata[BATCH_VIDEOS] = len(paths)
+            task.metadata.update({BATCH_VIDEOS: len(paths), BATCH_CPUS: cpus})
         return tasks
 
 

@@ -19,12 +19,12 @@ from typing import ClassVar
 import av
 from av.video.frame import PictureType
 
-from curator_core.resources import Resources, cluster_cpus
+from curator_core.resources import Resources
 from curator_core.stage import CompositeStage, ProcessingStage
 from curator_core.tasks import Clip, VideoTask
 from curator_core.video.heap import deterministic_heap
 from curator_core.video.io import Damage, VideoInputError, open_container, video_stream
-from curator_core.video.reader import BATCH_VIDEOS
+from curator_core.video.reader import BATCH_CPUS, BATCH_VIDEOS
 from curator_core.video.smart_cut import DECODED_WHOLE, REENCODE, SMART_CUT, smart_cut_segment
 
 logger = logging.getLogger(__name__)
@@ -91,13 +91,11 @@ class VideoSegmentingStage(ProcessingStage[VideoTask, VideoTask]):
 
     def _segment_s(self, task: VideoTask, clips: list[Clip]) -> float:
         """`segment_s`, or down to `min_segment_s` where the batch is too small for `segments_per_cpu`."""
-        videos = task.metadata.get(BATCH_VIDEOS)
-        if not videos:
+        videos, cpus = task.metadata.get(BATCH_VIDEOS), task.metadata.get(BATCH_CPUS)
+        if not videos or not cpus:
             return self.segment_s
         span = clips[-1].span[1] - clips[0].span[0]
-        wanted = min(
-            math.ceil(self.segments_per_cpu * cluster_cpus() / videos), int(span // self.min_segment_s)
-        )
+        wanted = min(math.ceil(self.segments_per_cpu * cpus / videos), int(span // self.min_segment_s))
         return min(self.segment_s, span / wanted) if wanted > 1 else self.segment_s
 
 

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 from curator_core.cli import _run_exit_code
+from curator_core.resources import cluster_cpus
 from curator_core.tasks import EmptyTask
 from curator_core.video.io import list_videos
-from curator_core.video.reader import BATCH_VIDEOS, FileListingStage
+from curator_core.video.reader import BATCH_CPUS, BATCH_VIDEOS, FileListingStage
 
 CURATOR = [sys.executable, "-m", "curator_core.cli"]
 
@@ -78,3 +79,4 @@ def test_every_listed_video_knows_the_batch_size(tmp_path):
         (tmp_path / name).write_bytes(b"")
     tasks = FileListingStage((str(tmp_path),)).process(EmptyTask())
     assert [t.metadata[BATCH_VIDEOS] for t in tasks] == [3, 3, 3]  # segment sizes follow it
+    assert {t.metadata[BATCH_CPUS] for t in tasks} == {cluster_cpus()}  # and the cluster's CPUs

@@ -6,8 +6,7 @@ import av
 import pytest
 
 from curator_core.tasks import Clip, Video, VideoTask
-from curator_core.video import transcoding
-from curator_core.video.reader import BATCH_VIDEOS, VideoReaderStage
+from curator_core.video.reader import BATCH_CPUS, BATCH_VIDEOS, VideoReaderStage
 from curator_core.video.splitting import FixedStrideSplittingStage
 from curator_core.video.transcoding import ClipEncodeStage, VideoSegmentingStage
 from tests.fixtures_video import decode_all
@@ -101,12 +100,10 @@ def test_segments_spread_a_long_video_and_decode_once_each(three_shots):
         (10_000, 200, 2, [3, 3, 3, 3]),  # a large batch keeps 30 s
     ],
 )
-def test_a_small_batch_gets_shorter_segments(monkeypatch, videos, cpus, minutes, segments):
-    monkeypatch.setattr(transcoding, "cluster_cpus", lambda: float(cpus))
+def test_a_small_batch_gets_shorter_segments(videos, cpus, minutes, segments):
     clips = [Clip(source="v.mp4", span=(s, s + 10.0)) for s in range(0, 60 * minutes, 10)]
-    task = VideoTask(
-        dataset_name="d", data=Video(input_path="v.mp4", clips=clips), metadata={BATCH_VIDEOS: videos}
-    )
+    batch = {BATCH_VIDEOS: videos, BATCH_CPUS: float(cpus)}
+    task = VideoTask(dataset_name="d", data=Video(input_path="v.mp4", clips=clips), metadata=batch)
     assert [len(t.data.clips) for t in VideoSegmentingStage().process(task)] == segments
     del task.metadata[BATCH_VIDEOS]  # a task from no listing keeps 30 s
     assert [len(t.data.clips) for t in VideoSegmentingStage().process(task)] == [3] * (2 * minutes)
