@@ -57,13 +57,12 @@ def motion_scores(data: bytes) -> tuple[float, float, str]:
         diag = math.hypot(width, height)
         grid_sum = np.zeros((GRID, GRID))
         grid_count = np.zeros((GRID, GRID))
-        total, frames_with_mvs, frames = 0.0, 0, 0
+        total, frames_with_mvs = 0.0, 0
         diffs: list[np.ndarray] = []
         prev = None
         with _only_new_objects_collected():
             for packet in container.demux(stream):
                 for frame in packet.decode():
-                    frames += 1
                     mvs = frame.side_data.get("MOTION_VECTORS")
                     if mvs is not None:
                         a = mvs.to_ndarray()

@@ -17,7 +17,7 @@ from curator_core.video.options import CurationOptions
 from curator_core.video.samples import Shot, write_video
 
 VIDEOS, SEGMENTS_PER_VIDEO = 3, 2  # 40 s in 10 s clips, 3 videos on 2 CPUs: 2 segments of 20 s each
-SEGMENT_S = 20.0
+SEGMENT_S = 40.0 / SEGMENTS_PER_VIDEO
 IGNORED = {"commit_id", "created_at", "params_hash"}  # params_hash covers the output folder, which differs
 
 
