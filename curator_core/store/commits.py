@@ -79,11 +79,13 @@ def _not_this_commit(commit_id: str) -> str:
     return f"(commit_id IS NULL OR commit_id != {sql_literal(commit_id)})"
 
 
-def _retry(what: str, action: Callable[[], Any], attempts: int = 20) -> Any:
-    """Run a commit, retrying the conflicts concurrent writers of other batches cause."""
+def retry_commit(what: str, table: Any, action: Callable[[Any], Any], attempts: int = 20) -> Any:
+    """Run `action(table)`, a commit, retrying the conflicts concurrent writers cause. Before each retry
+    the handle moves to the table's latest version: a commit that conflicts with a concurrent overwrite
+    (a racing create, see ClipStore.open) fails again on the version it was built on, however often."""
     for attempt in range(attempts + 1):
         try:
-            return action()
+            return action(table)
         except Exception as exc:
             text = f"{type(exc).__name__} {exc}".lower()
             retryable = any(w in text for w in ("conflict", "retryable", "concurrent", "commit"))
@@ -94,6 +96,7 @@ def _retry(what: str, action: Callable[[], Any], attempts: int = 20) -> Any:
                 "commit conflict on %s (attempt %d), retrying in %.2fs: %s", what, attempt + 1, delay, exc
             )
             time.sleep(delay)
+            table.checkout_latest()
     raise AssertionError("unreachable")
 
 
@@ -124,14 +127,15 @@ class CommitLog:
 
     def add(self, entry: dict) -> None:
         table = self._table(create=True)
-        _retry(LOG_TABLE, lambda: table.add(pa.Table.from_pylist([entry], schema=LOG_SCHEMA)))
+        retry_commit(LOG_TABLE, table, lambda t: t.add(pa.Table.from_pylist([entry], schema=LOG_SCHEMA)))
 
     def mark_cleaning(self, commit_id: str, tables: dict[str, str]) -> None:
         """The commit point: one commit of the log makes every table's new rows visible together."""
         table = self._table()
-        _retry(
+        retry_commit(
             LOG_TABLE,
-            lambda: table.update(
+            table,
+            lambda t: t.update(
                 where=f"commit_id = {sql_literal(commit_id)}",
                 values={"state": CLEANING, "tables_json": json.dumps(tables, sort_keys=True)},
             ),
@@ -140,7 +144,7 @@ class CommitLog:
     def remove(self, commit_id: str) -> None:
         table = self._table()
         if table is not None:
-            _retry(LOG_TABLE, lambda: table.delete(f"commit_id = {sql_literal(commit_id)}"))
+            retry_commit(LOG_TABLE, table, lambda t: t.delete(f"commit_id = {sql_literal(commit_id)}"))
 
     def hidden(self, name: str, entries: list[dict]) -> str | None:
         """A predicate for table `name` that keeps only committed rows, given the log's entries."""
@@ -168,13 +172,13 @@ class CommitLog:
                 if name in tables and name in existing:
                     where = f"{_batch(entry['batch_key'], scope)} AND {_not_this_commit(entry['commit_id'])}"
                     table = self.store.db.open_table(name)
-                    _retry(name, lambda t=table, w=where: t.delete(w))
+                    retry_commit(name, table, lambda t, w=where: t.delete(w))
         else:
             for name in (t for t in tables if t in existing):
                 table = self.store.db.open_table(name)
                 where = f"commit_id = {sql_literal(entry['commit_id'])}"
                 if table.count_rows(where):
-                    _retry(name, lambda t=table, w=where: t.delete(w))
+                    retry_commit(name, table, lambda t, w=where: t.delete(w))
         self.remove(entry["commit_id"])
 
 
@@ -343,7 +347,7 @@ def append_rows(
     if isinstance(data, pa.RecordBatchReader):
         table.add(data)  # a stream cannot be replayed; appends do not conflict with other appends
     elif data.num_rows:
-        _retry(name, lambda: table.add(data))
+        retry_commit(name, table, lambda t: t.add(data))
     return staged.rows
 
 

@@ -28,6 +28,7 @@ from curator_core.store.commits import (
     both,
     consistent_read,
     embeddings_table_name,
+    retry_commit,
     sql_literal,
 )
 
@@ -40,6 +41,21 @@ DELETE_CHUNK = 1000  # uuids per delete predicate
 # O(appends^2) bytes (measured: +106 MiB after 300 tasks' appends to two tables; with a 16 MiB cache, +24
 # MiB). Bounded here; the index cache (filled only by vector search) keeps Lance's default.
 METADATA_CACHE_BYTES = 64 << 20
+
+
+def _put_back_what_a_racing_create_removed(name: str, table) -> None:
+    """LanceDB's create is not exclusive: two processes that both find a table missing both create it,
+    and the later create lands as an overwrite of the earlier (measured: 10 of 400 races of two threads
+    on a fresh directory). Overwriting the empty version 1 loses nothing (and the other writer's next
+    commit retries on the new version, commits.retry_commit); when others committed in between, their rows
+    (version - 1) are appended again, here, by the create that removed them."""
+    ours = table.version
+    table.checkout(ours - 1)
+    removed = table.to_arrow()
+    table.checkout_latest()
+    if removed.num_rows:
+        logger.warning("%s: a racing create replaced %d rows; appending them again", name, removed.num_rows)
+        retry_commit(name, table, lambda t: t.add(removed))
 
 
 class SchemaMismatchError(RuntimeError):
@@ -78,11 +94,14 @@ class ClipStore:
                 f"no table {name!r} in {self.uri} (tables: {', '.join(self.table_names()) or 'none'})"
             )
         try:
-            return self.db.create_table(name, schema=schema)
+            table = self.db.create_table(name, schema=schema)
         except Exception as exc:  # another process created it first
             if name in self.table_names():
                 return self.open(name, schema)
             raise exc
+        if table.version > 2:
+            _put_back_what_a_racing_create_removed(name, table)
+        return table
 
     @staticmethod
     def _check_schema(name: str, actual: pa.Schema, declared: pa.Schema) -> None:

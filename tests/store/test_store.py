@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from curator_core import LocalExecutor
 from curator_core.store import ClipStore, SchemaMismatchError, schemas
 from curator_core.store import store as store_module
-from curator_core.store.commits import append_rows
+from curator_core.store.commits import append_rows, retry_commit
 from curator_core.store.records import Lineage, params_hash, write_run
 from curator_core.video.pipelines import CurationOptions, split_pipeline
 
@@ -113,6 +114,57 @@ def test_two_processes_writing_different_batches_lose_no_rows(tmp_path):
         assert p.exitcode == 0
     store = ClipStore(uri)
     assert len(batch_rows(store, "p")) == 25 and len(batch_rows(store, "q")) == 25
+
+
+def _create_and_append(uri: str, batch: str, barrier) -> None:
+    store = ClipStore(uri)
+    barrier.wait()  # both find the table missing, as two processes on a fresh store do
+    append_rows(store, "clips", [clip_row(batch, 0)], schemas.CLIPS, batch, f"commit-{batch}")
+
+
+def test_two_writers_creating_the_same_table_at_once_lose_no_rows(tmp_path):
+    """LanceDB's create is not exclusive: the later of two racing creates lands as an overwrite, and
+    the other writer's append failed on it, retried on its stale version (the CI failure at stop 28).
+    Measured: 10 of 400 such races failed before the fix."""
+    for trial in range(150):
+        uri = str(tmp_path / f"db{trial}")
+        barrier = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def write(batch: str, uri=uri, barrier=barrier, errors=errors) -> None:
+            try:
+                _create_and_append(uri, batch, barrier)
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(b,)) for b in ("p", "q")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, f"trial {trial}: {errors}"
+        table = ClipStore(uri).db.open_table("clips")
+        assert sorted(table.to_arrow()["batch_key"].to_pylist()) == ["p", "q"], f"trial {trial}"
+
+
+def test_a_commit_built_on_an_overwritten_version_retries_on_the_latest(tmp_path):
+    uri = str(tmp_path / "db")
+    stale = ClipStore(uri).open("clips", schemas.CLIPS)
+    ClipStore(uri).db.create_table("clips", schema=schemas.CLIPS, mode="overwrite")  # a racing create
+    retry_commit(
+        "clips", stale, lambda t: t.add(pa.Table.from_pylist([clip_row("a", 0)], schema=schemas.CLIPS))
+    )
+    assert ClipStore(uri).db.open_table("clips").count_rows() == 1
+
+
+def test_a_create_that_overwrote_others_rows_appends_them_again(tmp_path):
+    uri = str(tmp_path / "db")
+    store = ClipStore(uri)
+    append_rows(store, "clips", [clip_row("a", i) for i in range(3)], schemas.CLIPS, "a", "c1")
+    late = store.db.create_table("clips", schema=schemas.CLIPS, mode="overwrite")  # lands at version 3
+    assert late.count_rows() == 0
+    store_module._put_back_what_a_racing_create_removed("clips", late)
+    assert sorted(late.to_arrow()["row_id"].to_pylist()) == [f"a-clip-{i}" for i in range(3)]
 
 
 def test_deleting_a_batch_removes_rows_and_media(store, tmp_path):
