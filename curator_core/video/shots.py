@@ -252,9 +252,12 @@ class ContentShotDetector(ShotDetector):
     static_level: float = 0.002
     k: int = 4
     contrast: float = 2.0
+    sure_persistence: float = 6.0  # a change this persistent needs only the `floor` margin, even in motion
+    normal_spread: float = 40.0  # luma standard deviation of ordinary footage (0-255)
+    max_gain: float = 4.0
     min_shot_frames: int = 6
     dark_luma: float = 20.0
-    bright_luma: float = 235.0
+    bright_luma: float = 232.0  # limited-range white is 235
     flat_std: float = 12.0
     dissolve_lengths: tuple[int, ...] = (6, 10, 15)
     dissolve_min_change: float = 0.06
@@ -284,7 +287,12 @@ class ContentShotDetector(ShotDetector):
         hist_y = _histograms(luma, 8)
         hist_c = _histograms(chroma, 16)
         hist = 0.25 * (np.abs(np.diff(hist_y, axis=0)).sum(1) + np.abs(np.diff(hist_c, axis=0)).sum(1))
-        out[1:] = np.maximum(4 * diff, hist)
+        # Dark and low-contrast shots change by few grey levels at a cut: the pixel term is scaled up by
+        # how far the pair's luma spread falls below that of ordinary footage (at most `max_gain` times).
+        spread = f.y.reshape(n, -1).std(axis=1)
+        pair = np.maximum(0.5 * (spread[1:] + spread[:-1]), 1.0)
+        gain = np.clip(self.normal_spread / pair, 1.0, self.max_gain)
+        out[1:] = np.maximum(4 * diff * gain, hist)
         return out
 
     def detect_frames(self, frames: np.ndarray, pts_s: np.ndarray) -> list[Transition]:
@@ -348,44 +356,63 @@ class ContentShotDetector(ShotDetector):
         for a, b, conf in self._dissolves(f, score, extreme, at_start, at_end):
             if not any(a <= g[1] and b >= g[0] for g in gradual):
                 gradual.append([a, b, conf])
+        gradual = _merge_touching(gradual)
+        busy = np.zeros(n, bool)  # frames of gradual transitions: no measure of a cut's neighbourhood
+        for a, b, _ in gradual:
+            busy[max(0, a - 1) : b + 2] = True
         hard: list[tuple[int, float]] = []
         last = -self.min_shot_frames
         for i in range(1, n):
-            strength = self._cut_strength(f, score, i)
+            strength = self._cut_strength(f, score, i, busy)
             if strength is None:
                 continue
             into = [g for g in gradual if g[0] - 2 <= i <= g[1] + 2]
-            if into:  # a cut into a fade (cut to black) starts that transition
-                into[0][0] = min(into[0][0], i)
+            if into and (extreme[i] or extreme[i - 1]):  # a cut to or from black/white: part of the fade
+                into[0][0], into[0][1] = min(into[0][0], i), max(into[0][1], i)
                 continue
             if i - last < self.min_shot_frames:
                 continue
             last = i
             hard.append((i, strength))
+            for g in into:  # a cut between content shots is its own transition: the span ends or starts there
+                if i - g[0] <= g[1] - i:
+                    g[0] = max(g[0], i + 1)
+                else:
+                    g[1] = min(g[1], i - 1)
+        gradual = [g for g in gradual if g[1] - g[0] >= 2]
         pts = f.pts_s
         out = [Transition("hard", i, i, float(pts[i]), float(pts[i]), round(c, 3)) for i, c in hard]
         out += [Transition("gradual", a, b, float(pts[a]), float(pts[b]), round(c, 3)) for a, b, c in gradual]
         return sorted(out, key=lambda t: t.start_frame)
 
-    def _cut_strength(self, f: SmallFrames, score: np.ndarray, i: int) -> float | None:
-        """Confidence of a hard cut at frame i, or None."""
+    def _cut_strength(self, f: SmallFrames, score: np.ndarray, i: int, busy: np.ndarray) -> float | None:
+        """Confidence of a hard cut at frame i, or None. `busy` marks frames of gradual transitions,
+        left out of the neighbourhood's level so that a cut just before or after one still stands out."""
         n = len(score)
         s = float(score[i])
         near = max(1, self.min_shot_frames - 1)  # the strongest change among close neighbours only:
         if s <= 0 or s < score[max(1, i - near) : i + near + 1].max():  # short shots keep their cuts
             return None
         lo, hi = max(1, i - self.window), min(n, i + self.window + 1)
-        before = float(np.median(score[lo:i])) if i > lo else 0.0
-        after = float(np.median(score[i + 1 : hi])) if hi > i + 1 else 0.0
+        side_before, side_after = score[lo:i][~busy[lo:i]], score[i + 1 : hi][~busy[i + 1 : hi]]
+        before = float(np.median(side_before)) if len(side_before) else 0.0
+        after = float(np.median(side_after)) if len(side_after) else 0.0
         level = max(before, after)
-        margin = self.floor if level <= self.static_level else self.strong
-        if s < self.ratio * level + margin:
-            return None
         ahead, back = min(n - 1, i + self.k), max(0, i - 1 - self.k)
         forward = _distance(f, i - 1, ahead) / (_distance(f, i, ahead) + 1e-4)
         backward = _distance(f, back, i) / (_distance(f, back, i - 1) + 1e-4)
         persistence = min(forward, backward)
+        if max(before, after) > 4 * min(before, after) + 0.02:
+            # One side moves far more than the other: its motion over k frames hides how the shots differ,
+            # so the quiet side's ratio decides, and neither side may come back to the other shot (a flash).
+            step = _distance(f, i - 1, i) + 1e-4
+            back_again = min(_distance(f, i - 1, ahead), _distance(f, back, i)) / step
+            persistence = (forward if after < before else backward) if back_again >= 0.5 else 0.0
         if persistence < self.contrast:
+            return None
+        sure = level <= self.static_level or persistence >= self.sure_persistence
+        margin = self.floor if sure else self.strong
+        if s < self.ratio * level + margin:
             return None
         return min(1.0, 0.5 * s / (self.ratio * level + margin) + 0.1 * min(persistence, 5.0))
 
@@ -442,6 +469,18 @@ class ContentShotDetector(ShotDetector):
         return [(i, j, 0.8) for i, j in _runs(hit) if j + reach < tail and i - reach > lead]
 
 
+def _merge_touching(spans: list[list]) -> list[list]:
+    """Gradual spans that overlap or are at most 2 frames apart are one transition (a mix into white
+    found as a dissolve, then its flat run found as a fade)."""
+    out: list[list] = []
+    for a, b, conf in sorted(spans):
+        if out and a <= out[-1][1] + 3:
+            out[-1][1], out[-1][2] = max(out[-1][1], b), max(out[-1][2], conf)
+        else:
+            out.append([a, b, conf])
+    return out
+
+
 def _min_spacing(transitions: list[Transition], min_frames: int) -> list[Transition]:
     """Hard cuts closer than `min_frames` to the one before are dropped (windows decide each alone)."""
     out: list[Transition] = []
@@ -492,10 +531,16 @@ class TransNetV2Detector(ShotDetector):
         return self._loaded
 
     def detect_frames(self, frames: np.ndarray, pts_s: np.ndarray) -> list[Transition]:
+        return self.from_probabilities(self.probabilities(frames), pts_s)
+
+    def probabilities(self, frames: np.ndarray) -> np.ndarray:
+        """Each frame's transition probability, for (N, H, W, 3) uint8 RGB frames of any size."""
         width, height = self.decode_size
         if frames.shape[1:3] != (height, width):
             frames = np.stack([_resize_rgb(f, width, height) for f in frames])
-        probs = self._model().predict(frames)
+        return self._model().predict(frames)
+
+    def from_probabilities(self, probs: np.ndarray, pts_s: np.ndarray) -> list[Transition]:
         pts = np.asarray(pts_s)
         n = len(probs)
         out = []

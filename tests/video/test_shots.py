@@ -143,3 +143,49 @@ def test_a_window_never_holds_more_than_its_size(three_shots, monkeypatch):
     result = ContentShotDetector(chunk_frames=20, context_frames=10).detect_path(str(three_shots))
     assert len(seen) > 3 and max(seen) <= 20 + 2 * 10  # 144 frames in windows of at most 40
     assert [t.start_frame for t in result.transitions] == [48, 96]
+
+
+def _pts(n: int, fps: int = 24) -> np.ndarray:
+    return np.arange(n) / fps
+
+
+def _cuts(frames: list[np.ndarray]) -> list[tuple[str, int, int]]:
+    found = ContentShotDetector().detect_frames(np.stack(frames), _pts(len(frames)))
+    return [(t.kind, t.start_frame, t.end_frame) for t in found]
+
+
+def test_a_cut_between_two_dark_shots_is_found():
+    """Dark shots change by few grey levels at a cut; the frame difference is scaled by the pair's spread."""
+    dark = lambda frames: [(f * 0.12).astype(np.uint8) for f in frames]  # noqa: E731
+    assert _cuts(dark(_scene(11, 40)) + dark(_scene(12, 40))) == [("hard", 40, 40)]
+
+
+def test_a_cut_beside_strong_motion_is_found():
+    """A still shot, then a shaking one: the moving side's own change does not hide the cut."""
+    still = _scene(13, 40)
+    rng = np.random.default_rng(0)
+    shaking = [np.roll(f, tuple(rng.integers(-3, 4, 2)), axis=(0, 1)) for f in _scene(14, 40)]
+    assert _cuts(still + shaking) == [("hard", 40, 40)]
+
+
+def test_a_cut_a_few_frames_after_a_dissolve_is_its_own_transition():
+    a, b, c = _scene(15, 50), _scene(16, 40), _scene(17, 40)
+    frames = list(a[:30]) + [_mix(a[30 + i], b[i], (i + 1) / 13) for i in range(12)]  # dissolve 30-41
+    frames += b[12:16] + c  # B for 4 frames (42-45), then a hard cut at 46
+    got = _cuts(frames)
+    assert [k for k, _, _ in got] == ["gradual", "hard"], got
+    (_, s1, e1), hard = got
+    assert 28 <= s1 <= 32 and 40 <= e1 <= 43
+    assert hard == ("hard", 46, 46)
+
+
+def test_one_dip_to_white_is_one_transition(tmp_path):
+    """Encoded white is luma 235 (limited range): the flat run is found, not a second dissolve beside it."""
+    a, b = _scene(18, 40), _scene(19, 40)
+    white = np.full_like(a[0], 255)
+    frames = list(a[:30]) + [_mix(a[30 + i], white, (i + 1) / 11) for i in range(10)]  # 30-39 to white
+    frames += [white] * 4 + [_mix(white, b[i], (i + 1) / 11) for i in range(10)] + b[10:]  # 44-53 out
+    found = ContentShotDetector().detect_path(str(_write(tmp_path / "white.mp4", frames))).transitions
+    assert [(t.kind, 28 <= t.start_frame <= 32, 51 <= t.end_frame <= 56) for t in found] == [
+        ("gradual", True, True)
+    ]
