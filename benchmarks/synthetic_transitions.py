@@ -20,16 +20,19 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
+
+from curator_core.video.heap import deterministic_heap
+from curator_core.video.samples import encode_frames
+from curator_core.video.shots import decode_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 SIZE = (192, 108)  # width, height: above both detectors' working sizes (96x54 and 48x27), cheap to decode
 FPS = 30
+ENCODE = {"crf": "16", "preset": "veryfast"}
 MARGIN = 3  # frames left out on each side of an annotated transition, so no source shot holds part of one
 TRANSITIONS_PER_VIDEO = 26
 # Transition kinds and how often each is drawn.
@@ -46,48 +49,29 @@ KINDS = {
 }
 
 
-@dataclass
-class Shot:
-    source: str
-    frames: np.ndarray  # (N, H, W, 3) uint8 RGB at SIZE
-
-
-def source_shots() -> list[Shot]:
-    """Every annotated video's shots: the frames between its transitions, less MARGIN on each side."""
+def source_shots() -> list[np.ndarray]:
+    """Every annotated video's shots: the frames between its transitions, less MARGIN on each side, as
+    (N, H, W, 3) uint8 RGB at SIZE."""
     shots = []
     for annotation in sorted((VIDEOS / "annotations").glob("*.cuts.json")):
         gt = json.loads(annotation.read_text())
-        frames = decode(VIDEOS / gt["video"])
+        frames = decode_rgb(str(VIDEOS / gt["video"]), *SIZE)[0]
         bounds = sorted((t["start"], t["end"]) for t in gt["transitions"])
         edges = [(-MARGIN - 1, -MARGIN - 1), *bounds, (len(frames) + MARGIN, len(frames) + MARGIN)]
         for (_, end), (start, _) in zip(edges, edges[1:], strict=False):
             a, b = end + MARGIN + 1, start - MARGIN
             if b - a >= 12:
-                shots.append(Shot(gt["video"], frames[a:b]))
+                shots.append(frames[a:b])
     return shots
-
-
-def decode(path: Path) -> np.ndarray:
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        frames = sorted(
-            (
-                (f.pts, f.to_ndarray(width=SIZE[0], height=SIZE[1], format="rgb24"))
-                for f in container.decode(stream)
-            ),
-            key=lambda p: p[0],
-        )
-    return np.stack([f for _, f in frames])
 
 
 class Playing:
     """A shot being shown: frames come in order from a random start, and a shot that runs out plays on
     backwards (ping-pong), so no jump inside a shot ever looks like a cut."""
 
-    def __init__(self, rng: np.random.Generator, shot: Shot, look):
-        self.frames, self.look = shot.frames, look
-        self.at, self.step = int(rng.integers(0, len(shot.frames))), 1
+    def __init__(self, rng: np.random.Generator, frames: np.ndarray, look):
+        self.frames, self.look = frames, look
+        self.at, self.step = int(rng.integers(0, len(frames))), 1
 
     def take(self, n: int) -> np.ndarray:
         out = []
@@ -120,9 +104,9 @@ def plan(rng: np.random.Generator) -> tuple[list[str], set[int]]:
     return out, short
 
 
-def build_video(rng: np.random.Generator, shots: list[Shot]) -> tuple[list[np.ndarray], list[dict]]:
+def build_video(rng: np.random.Generator, shots: list[np.ndarray]) -> tuple[list[np.ndarray], list[dict]]:
     kinds, short = plan(rng)
-    histograms = np.stack([_histogram(s.frames[len(s.frames) // 2]) for s in shots])
+    histograms = np.stack([_histogram(s[len(s) // 2]) for s in shots])
     frames: list[np.ndarray] = []
     transitions: list[dict] = []
 
@@ -196,16 +180,8 @@ def _towards(frames: np.ndarray, level: float, rising: bool) -> np.ndarray:
     return (1 - w) * frames + w * level
 
 
-def write(path: Path, frames: list[np.ndarray]) -> None:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS, options={"crf": "16", "preset": "veryfast"})
-        stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
-        stream.codec_context.thread_count = 1
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+def _one_thread(stream) -> None:
+    stream.codec_context.thread_count = 1  # the same bytes on any machine
 
 
 def generate(out: Path, seed: int, videos: int) -> Path:
@@ -220,7 +196,8 @@ def generate(out: Path, seed: int, videos: int) -> Path:
     for v in range(videos):
         frames, transitions = build_video(rng, shots)
         name = f"synthetic_{seed}_{v:02d}.mp4"
-        write(out / name, frames)
+        with deterministic_heap():  # 108 rows is no multiple of 16: libx264 would read unwritten memory
+            encode_frames(out / name, frames, *SIZE, FPS, options=ENCODE, setup=_one_thread)
         record = {"video": name, "num_decoded_frames": len(frames), "transitions": transitions}
         (out / f"synthetic_{seed}_{v:02d}.cuts.json").write_text(json.dumps(record, indent=1))
     stamp.touch()

@@ -62,6 +62,16 @@ class SmallFrames:
     end_s: float
     error: str | None = None
 
+    @functools.cached_property
+    def luma_mean(self) -> np.ndarray:
+        """Each frame's mean luma (several rules read it: computed once)."""
+        return self.y.mean(axis=(1, 2))
+
+    @functools.cached_property
+    def luma_spread(self) -> np.ndarray:
+        """Each frame's luma standard deviation."""
+        return self.y.std(axis=(1, 2))
+
     @classmethod
     def from_rgb(cls, frames: np.ndarray, pts_s: np.ndarray) -> SmallFrames:
         """From (N, H, W, 3) uint8 RGB frames (BT.601 to YUV; chroma averaged 2x2)."""
@@ -289,7 +299,7 @@ class ContentShotDetector(ShotDetector):
         hist = 0.25 * (np.abs(np.diff(hist_y, axis=0)).sum(1) + np.abs(np.diff(hist_c, axis=0)).sum(1))
         # Dark and low-contrast shots change by few grey levels at a cut: the pixel term is scaled up by
         # how far the pair's luma spread falls below that of ordinary footage (at most `max_gain` times).
-        spread = f.y.reshape(n, -1).std(axis=1)
+        spread = f.luma_spread
         pair = np.maximum(0.5 * (spread[1:] + spread[:-1]), 1.0)
         gain = np.clip(self.normal_spread / pair, 1.0, self.max_gain)
         out[1:] = np.maximum(4 * diff * gain, hist)
@@ -399,14 +409,14 @@ class ContentShotDetector(ShotDetector):
         after = float(np.median(side_after)) if len(side_after) else 0.0
         level = max(before, after)
         ahead, back = min(n - 1, i + self.k), max(0, i - 1 - self.k)
-        forward = _distance(f, i - 1, ahead) / (_distance(f, i, ahead) + 1e-4)
-        backward = _distance(f, back, i) / (_distance(f, back, i - 1) + 1e-4)
+        old_to_new, new_to_old = _distance(f, i - 1, ahead), _distance(f, back, i)  # across the cut, k apart
+        forward = old_to_new / (_distance(f, i, ahead) + 1e-4)
+        backward = new_to_old / (_distance(f, back, i - 1) + 1e-4)
         persistence = min(forward, backward)
-        if max(before, after) > 4 * min(before, after) + 0.02:
+        if level > 4 * min(before, after) + 0.02:
             # One side moves far more than the other: its motion over k frames hides how the shots differ,
             # so the quiet side's ratio decides, and neither side may come back to the other shot (a flash).
-            step = _distance(f, i - 1, i) + 1e-4
-            back_again = min(_distance(f, i - 1, ahead), _distance(f, back, i)) / step
+            back_again = min(old_to_new, new_to_old) / (_distance(f, i - 1, i) + 1e-4)
             persistence = (forward if after < before else backward) if back_again >= 0.5 else 0.0
         if persistence < self.contrast:
             return None
@@ -417,12 +427,12 @@ class ContentShotDetector(ShotDetector):
         return min(1.0, 0.5 * s / (self.ratio * level + margin) + 0.1 * min(persistence, 5.0))
 
     def _extreme(self, f: SmallFrames) -> np.ndarray:
-        mean = f.y.mean(axis=(1, 2))
-        return ((mean < self.dark_luma) | (mean > self.bright_luma)) & (f.y.std(axis=(1, 2)) < self.flat_std)
+        mean = f.luma_mean
+        return ((mean < self.dark_luma) | (mean > self.bright_luma)) & (f.luma_spread < self.flat_std)
 
     def _fades(self, f: SmallFrames, extreme: np.ndarray, at_start: bool, at_end: bool) -> list[list]:
         """Flat black/white runs with content on both sides, widened over the luminance ramps."""
-        mean = f.y.mean(axis=(1, 2))
+        mean = f.luma_mean
         n = len(extreme)
         out: list[list] = []
         for i, j in _runs(extreme):
