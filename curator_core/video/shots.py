@@ -224,6 +224,10 @@ class ShotDetector(ABC):
     def detect_frames(self, frames: np.ndarray, pts_s: np.ndarray) -> list[Transition]:
         """(N, H, W, 3) uint8 RGB frames and their PTS seconds."""
 
+    def use_cpus(self, cpus: float) -> None:
+        """Called once per worker with the CPUs it was given (a detector with a thread pool sizes it)."""
+        return None
+
     def detect_path(self, uri: str) -> DetectionResult:
         frames, pts, end, damage = decode_rgb(uri, *self.decode_size)
         return DetectionResult(
@@ -539,6 +543,11 @@ class TransNetV2Detector(ShotDetector):
 
             self._loaded = TransNetV2Model(self.weights, self.device)
         return self._loaded
+
+    def use_cpus(self, cpus: float) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, round(cpus)))
 
     def detect_frames(self, frames: np.ndarray, pts_s: np.ndarray) -> list[Transition]:
         return self.from_probabilities(self.probabilities(frames), pts_s)

