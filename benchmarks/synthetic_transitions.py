@@ -60,9 +60,16 @@ def source_shots() -> list[np.ndarray]:
         edges = [(-MARGIN - 1, -MARGIN - 1), *bounds, (len(frames) + MARGIN, len(frames) + MARGIN)]
         for (_, end), (start, _) in zip(edges, edges[1:], strict=False):
             a, b = end + MARGIN + 1, start - MARGIN
-            if b - a >= 12:
+            if b - a >= 12 and not _mostly_flat(frames[a:b]):
                 shots.append(frames[a:b])
     return shots
+
+
+def _mostly_flat(frames: np.ndarray) -> bool:
+    """Black or white frames between two transitions (a leader, the hold of a cut to black) are no shot:
+    the annotation convention (MANIFEST.md) counts a cut to black and a cut back as one transition, so a
+    set that cut into and out of such a "shot" would record two where the convention has one."""
+    return float((frames.std(axis=(1, 2, 3)) < 4.0).mean()) > 0.5
 
 
 class Playing:
