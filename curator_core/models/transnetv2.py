@@ -73,13 +73,16 @@ class TransNetV2Model(LoadedModel):
         padded = np.concatenate([np.repeat(frames[:1], PAD, 0), frames, np.repeat(frames[-1:], tail, 0)])
         starts = list(range(0, len(padded) - WINDOW + 1, STEP))
         out = []
-        with torch.inference_mode():
-            for i in range(0, len(starts), self.windows_per_batch):
-                batch = np.stack([padded[s : s + WINDOW] for s in starts[i : i + self.windows_per_batch]])
-                logits, _ = self.network(torch.from_numpy(batch).to(self.device))
-                probs = torch.sigmoid(logits[:, PAD : PAD + STEP, 0]).float().cpu().numpy()
-                out.append(probs.reshape(-1))
+        for i in range(0, len(starts), self.windows_per_batch):
+            batch = np.stack([padded[s : s + WINDOW] for s in starts[i : i + self.windows_per_batch]])
+            out.append(self.forward(batch)[:, PAD : PAD + STEP].reshape(-1))
         return np.concatenate(out)[:n]
+
+    def forward(self, windows: np.ndarray) -> np.ndarray:
+        """(B, T, 27, 48, 3) uint8 windows -> (B, T) probabilities, every frame of each window."""
+        with torch.inference_mode():
+            logits, _ = self.network(torch.from_numpy(np.ascontiguousarray(windows)).to(self.device))
+            return torch.sigmoid(logits[..., 0]).float().cpu().numpy()
 
 
 def _temporal_as_2d(network: nn.Module) -> None:

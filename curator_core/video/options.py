@@ -38,6 +38,12 @@ class SplittingOptions(_Section):
     splitting: Literal["shots", "fixed"] = Field(
         default="shots", description="'shots': at detected cuts; 'fixed': a fixed stride"
     )
+    shot_detector: Literal["content", "hybrid", "transnetv2"] = Field(
+        default="content",
+        description="shots: 'content' (CPU rules), 'hybrid' (the rules, TransNetV2 judging their near "
+        "misses) or 'transnetv2' (the model alone); the last two need the 'transnet' extra",
+        json_schema_extra=_flag("--detector"),
+    )
     clip_len_s: float = Field(
         default=10.0, gt=0, description="fixed: clip length, seconds", json_schema_extra=_flag("--clip-len")
     )

@@ -20,6 +20,7 @@ from curator_core.video.options import CurationOptions
 from curator_core.video.preview import PreviewStage
 from curator_core.video.reader import VideoReader
 from curator_core.video.results import DropWorkerDataStage
+from curator_core.video.shots import DETECTORS
 from curator_core.video.splitting import FixedStrideSplittingStage, ShotSplittingStage
 from curator_core.video.transcoding import ClipTranscodingStage
 from curator_core.video.writer import ClipWriterStage
@@ -46,7 +47,11 @@ def split_pipeline(
             limit_clips=o.limit_clips,
         )
     elif o.splitting == "shots":
-        splitter = ShotSplittingStage(min_length_s=o.min_clip_len_s, max_length_s=o.max_clip_len_s)
+        splitter = ShotSplittingStage(
+            min_length_s=o.min_clip_len_s,
+            max_length_s=o.max_clip_len_s,
+            detector=DETECTORS[o.shot_detector](),
+        )
     else:
         raise ValueError(f"splitting must be 'fixed' or 'shots', got {o.splitting!r}")
     stages = [

@@ -1,4 +1,5 @@
-"""Shot-boundary detection: one interface (frames or a path in, transitions out) and a CPU content detector.
+"""Shot-boundary detection: one interface (frames or a path in, transitions out), a CPU content detector,
+TransNetV2, and the hybrid of the two (the content rules, TransNetV2 judging their near misses).
 
 Frame indices are 0-based indices of decoded frames in PTS order; every transition also carries PTS
 seconds, which is what clip spans use.
@@ -71,6 +72,16 @@ class SmallFrames:
     def luma_spread(self) -> np.ndarray:
         """Each frame's luma standard deviation."""
         return self.y.std(axis=(1, 2))
+
+    def half_rgb(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Frames [start, stop) as (N, h/2, w/2, 3) uint8 RGB: luma averaged 2x2 to the chroma's size,
+        limited-range BT.601 as swscale converts (96x54 planes give TransNetV2's 48x27 input)."""
+        y = self.y[start:stop]
+        n, h, w = len(y), self.u.shape[1], self.u.shape[2]
+        luma = 1.164 * (y[:, : 2 * h, : 2 * w].reshape(n, h, 2, w, 2).mean(axis=(2, 4)) - 16.0)
+        u, v = self.u[start:stop] - 128.0, self.v[start:stop] - 128.0
+        rgb = np.stack([luma + 1.596 * v, luma - 0.392 * u - 0.813 * v, luma + 2.017 * u], axis=-1)
+        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
 
     @classmethod
     def from_rgb(cls, frames: np.ndarray, pts_s: np.ndarray) -> SmallFrames:
@@ -361,19 +372,35 @@ class ContentShotDetector(ShotDetector):
     def detect_small(self, f: SmallFrames, at_start: bool = True, at_end: bool = True) -> list[Transition]:
         """Transitions in these frames. `at_start` / `at_end`: whether they begin / end the video (a
         flat run touching the edge of a window inside the video is no leader or tail fade)."""
-        n = len(f.y)
-        if n < 2:
+        if len(f.y) < 2:
             return []
-        score = self.scores(f)
-        extreme = self._extreme(f)
+        score, extreme = self.scores(f), self._extreme(f)
+        gradual = self._gradual(f, score, extreme, at_start, at_end)
+        return self._transitions(f, score, extreme, gradual)
+
+    def _gradual(
+        self, f: SmallFrames, score: np.ndarray, extreme: np.ndarray, at_start: bool, at_end: bool
+    ) -> list[list]:
+        """[first, last, confidence] of each fade and dissolve, before hard cuts split them."""
         gradual = self._fades(f, extreme, at_start, at_end)
         for a, b, conf in self._dissolves(f, score, extreme, at_start, at_end):
+            a, b = _widen_over_ramps(f.luma_mean, a, b)
             if not any(a <= g[1] and b >= g[0] for g in gradual):
                 gradual.append([a, b, conf])
-        gradual = _merge_touching(gradual)
+        return _merge_touching(gradual, f.luma_spread < self.flat_std)
+
+    def _transitions(
+        self, f: SmallFrames, score: np.ndarray, extreme: np.ndarray, gradual: list[list]
+    ) -> list[Transition]:
+        """Hard cuts found among the gradual spans, which they end or start; the spans left over."""
+        n = len(score)
         busy = np.zeros(n, bool)  # frames of gradual transitions: no measure of a cut's neighbourhood
         for a, b, _ in gradual:
             busy[max(0, a - 1) : b + 2] = True
+        mean = f.luma_mean  # a fade cut short reaches nearly black/white, flat or not quite
+        dim = extreme | (
+            ((mean < 2 * self.dark_luma) | (mean > self.bright_luma - 16)) & (f.luma_spread < self.flat_std)
+        )
         hard: list[tuple[int, float]] = []
         last = -self.min_shot_frames
         for i in range(1, n):
@@ -381,7 +408,7 @@ class ContentShotDetector(ShotDetector):
             if strength is None:
                 continue
             into = [g for g in gradual if g[0] - 2 <= i <= g[1] + 2]
-            if into and (extreme[i] or extreme[i - 1]):  # a cut to or from black/white: part of the fade
+            if into and (dim[i] or dim[i - 1]):  # a cut to or from (nearly) black/white: part of the fade
                 into[0][0], into[0][1] = min(into[0][0], i), max(into[0][1], i)
                 continue
             if i - last < self.min_shot_frames:
@@ -483,12 +510,30 @@ class ContentShotDetector(ShotDetector):
         return [(i, j, 0.8) for i, j in _runs(hit) if j + reach < tail and i - reach > lead]
 
 
-def _merge_touching(spans: list[list]) -> list[list]:
-    """Gradual spans that overlap or are at most 2 frames apart are one transition (a mix into white
-    found as a dissolve, then its flat run found as a fade)."""
+def _widen_over_ramps(mean: np.ndarray, a: int, b: int) -> tuple[int, int]:
+    """A dissolve's span [a, b] grown over the luma ramp that goes on into near black or white at either
+    end: a fade out cut short by a cut is found as a mix, but ends where the ramp does."""
+    n = len(mean)
+    while b + 1 < n and (
+        (mean[b + 1] < mean[b] - 0.5 and mean[b + 1] < 64)
+        or (mean[b + 1] > mean[b] + 0.5 and mean[b + 1] > 192)
+    ):
+        b += 1
+    while a > 0 and (
+        (mean[a - 1] < mean[a] - 0.5 and mean[a - 1] < 64)
+        or (mean[a - 1] > mean[a] + 0.5 and mean[a - 1] > 192)
+    ):
+        a -= 1
+    return a, b
+
+
+def _merge_touching(spans: list[list], flat: np.ndarray) -> list[list]:
+    """Gradual spans that overlap, are at most 2 frames apart, or have at most 6 flat frames between them
+    are one transition: a mix into white found as a dissolve and its flat run found as a fade, or a dip
+    to white that never holds, found as a dissolve into it and another out of it."""
     out: list[list] = []
     for a, b, conf in sorted(spans):
-        if out and a <= out[-1][1] + 3:
+        if out and (a <= out[-1][1] + 3 or (a <= out[-1][1] + 7 and bool(flat[out[-1][1] + 1 : a].all()))):
             out[-1][1], out[-1][2] = max(out[-1][1], b), max(out[-1][2], conf)
         else:
             out.append([a, b, conf])
@@ -538,11 +583,7 @@ class TransNetV2Detector(ShotDetector):
     decode_size: ClassVar[tuple[int, int]] = (48, 27)
 
     def _model(self):
-        if not hasattr(self, "_loaded"):
-            from curator_core.models.transnetv2 import TransNetV2Model
-
-            self._loaded = TransNetV2Model(self.weights, self.device)
-        return self._loaded
+        return _transnetv2(self.weights, self.device)
 
     def use_cpus(self, cpus: float) -> None:
         import torch
@@ -573,10 +614,80 @@ class TransNetV2Detector(ShotDetector):
         return out
 
 
+@dataclass
+class HybridShotDetector(ContentShotDetector):
+    """The content detector, with TransNetV2 (optional extra `transnet`) judging its near misses.
+
+    Hard cuts that looser rules find (`near_ratio`, `near_strong`, `near_contrast` in place of `ratio`,
+    `strong`, `contrast`) and the content rules do not, away from any transition they report, are the
+    cuts those rules miss most (dark, low-contrast and similar-looking shots). Each is kept where
+    TransNetV2, on one `model_window`-frame window centred on it, gives a frame next to it a transition
+    probability of at least `threshold`. Slides, fades and dissolves stay the content rules' (TransNetV2
+    misses them), and the model sees only the frames around candidates, made from the planes the content
+    rules decoded: nothing is decoded twice."""
+
+    threshold: float = 0.5
+    near_ratio: float = 2.0
+    near_strong: float = 0.1
+    near_contrast: float = 1.5
+    model_window: int = 100  # frames TransNetV2 sees per candidate: its training-time window
+    weights: str | None = None
+    device: str | None = None
+
+    def _model(self):
+        return _transnetv2(self.weights, self.device)
+
+    use_cpus = TransNetV2Detector.use_cpus
+
+    def _transitions(
+        self, f: SmallFrames, score: np.ndarray, extreme: np.ndarray, gradual: list[list]
+    ) -> list[Transition]:
+        found = super()._transitions(f, score, extreme, [list(g) for g in gradual])
+        loose = replace(self, ratio=self.near_ratio, strong=self.near_strong, contrast=self.near_contrast)
+        spacing = self.min_shot_frames
+        candidates = [
+            t.start_frame
+            for t in ContentShotDetector._transitions(loose, f, score, extreme, gradual)
+            if t.kind == "hard"
+            and not any(u.start_frame - spacing < t.start_frame < u.end_frame + spacing for u in found)
+        ]
+        for i, probability in zip(candidates, self._probabilities_at(f, candidates), strict=True):
+            if probability >= self.threshold:
+                pts = float(f.pts_s[i])
+                found.append(Transition("hard", i, i, pts, pts, round(probability, 3)))
+        return _min_spacing(sorted(found, key=lambda t: t.start_frame), spacing)
+
+    def _probabilities_at(self, f: SmallFrames, cuts: list[int]) -> list[float]:
+        """TransNetV2's highest probability on the two frames either side of each cut (it marks the old
+        shot's last frame), each from a window centred on the cut; the video's edge frames repeat."""
+        if not cuts:
+            return []
+        n, half = len(f.y), self.model_window // 2
+        out = []
+        for i in cuts:  # one window a forward: the least CPU per frame
+            index = np.clip(np.arange(i - half, i - half + self.model_window), 0, n - 1)
+            lo, hi = int(index[0]), int(index[-1]) + 1
+            probabilities = self._model().forward(f.half_rgb(lo, hi)[index - lo][None])[0]
+            out.append(float(probabilities[half - 2 : half + 2].max()))
+        return out
+
+
+@functools.lru_cache(maxsize=2)
+def _transnetv2(weights: str | None, device: str | None):
+    """One loaded TransNetV2 per process and weights: detectors made per video or per setting share it."""
+    from curator_core.models.transnetv2 import TransNetV2Model
+
+    return TransNetV2Model(weights, device)
+
+
 def _resize_rgb(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").to_ndarray(
         width=width, height=height, format="rgb24"
     )
 
 
-DETECTORS = {"content": ContentShotDetector, "transnetv2": TransNetV2Detector}
+DETECTORS = {
+    "content": ContentShotDetector,
+    "transnetv2": TransNetV2Detector,
+    "hybrid": HybridShotDetector,
+}

