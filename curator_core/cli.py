@@ -513,7 +513,10 @@ def print_json(document: Any) -> None:
 @contextlib.contextmanager
 def _stdout_for_the_document_only() -> Iterator[None]:
     """Point file descriptor 1 at stderr while the command runs, so that whatever else writes there (Ray's
-    forwarded worker lines, native libraries) cannot break the JSON document `print_json` writes."""
+    forwarded worker lines, native libraries) cannot break the JSON document `print_json` writes. Ray's
+    driver threads go on forwarding lines (a worker's late output, the raylet's warnings) after the
+    command returns, so in a process of its own the command's Ray connection ends before stdout is back
+    (measured: a raylet warning on worker start-up landed after the document)."""
     global _JSON_OUT
     sys.stdout.flush()
     try:
@@ -526,12 +529,21 @@ def _stdout_for_the_document_only() -> Iterator[None]:
     try:
         yield
     finally:
+        if on_fd_1:
+            _end_ray_connection()
         sys.stdout.flush()
         if on_fd_1:
             _JSON_OUT.close()
         os.dup2(real, 1)
         os.close(real)
         _JSON_OUT = None
+
+
+def _end_ray_connection() -> None:
+    """Disconnect this driver from Ray (stopping a private cluster it started), if it connected."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,33 @@ def test_a_failed_input_exits_1_and_json_is_the_only_thing_on_stdout(tmp_path, t
     assert "1 inputs failed (--allow-failures accepts that)" in done.stderr
 
 
+LATE_LINE_SCRIPT = """
+import time
+import ray
+from curator_core import cli
+from curator_core.executors.ray import ensure_ray
+
+@ray.remote(num_cpus=0)
+def late():
+    time.sleep(2)
+    print("a worker line that comes late", flush=True)
+
+with cli._stdout_for_the_document_only():
+    ensure_ray(num_cpus=1)
+    ref = late.remote()
+    cli.print_json({"ok": True})
+time.sleep(6)  # what Ray's driver threads still forward would reach stdout now
+"""
+
+
+def test_what_ray_forwards_after_the_command_never_reaches_stdout(tmp_path):
+    """A raylet warning landed after the document and broke `--json` (seen on a two-node S3 run)."""
+    done = subprocess.run([sys.executable, "-c", LATE_LINE_SCRIPT], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == {"ok": True}, done.stdout
+
+
 def test_a_missing_input_is_a_usage_error_naming_it(tmp_path):
     done = _curator("run", "no/such/folder", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert done.returncode == 2
