@@ -31,6 +31,9 @@ class StageStats:
     filtered: int = 0
     failed: int = 0
     process_time_s: float = 0.0
+    # Actor processes the stage's pool started (Ray executor; 0 for a stage run as tasks). Far more than
+    # the pool ever held at once means actors were started and torn down again, each paying its setup.
+    actors_started: int = 0
 
     def merge(self, other: StageStats) -> None:
         self.tasks_in += other.tasks_in
@@ -38,6 +41,7 @@ class StageStats:
         self.filtered += other.filtered
         self.failed += other.failed
         self.process_time_s += other.process_time_s
+        self.actors_started += other.actors_started
 
 
 @dataclass

@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 GPU_MEMORY_ENV = "CURATOR_GPU_MEMORY_GB"
 JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray in a submitted job's entrypoint
+ACTOR_AUTOSCALER_ENV = "RAY_DATA_ACTOR_AUTOSCALER"  # Ray Data's choice of actor pool autoscaler
 
 
 def project_ray_tmpdir() -> str:
@@ -389,9 +390,18 @@ class CrashLedger:
         self.open: dict[tuple[str, str], list] = {}  # (operator, task id) -> [source, attempts, in block]
         self.retried = 0  # tasks that finished on a later attempt, after their worker died
         self.actor_starts: dict[str, int] = {}  # actor id -> times its constructor ran (Ray keeps the id)
+        self.actor_stage: dict[str, str] = {}  # actor id -> the stage it runs
 
-    def actor_started(self, actor_id: str) -> None:
+    def actor_started(self, actor_id: str, stage: str = "") -> None:
         self.actor_starts[actor_id] = self.actor_starts.get(actor_id, 0) + 1
+        self.actor_stage[actor_id] = stage
+
+    def actors_per_stage(self) -> dict[str, int]:
+        """How many actors each actor stage's pool started during the run."""
+        counts: dict[str, int] = {}
+        for stage in self.actor_stage.values():
+            counts[stage] = counts.get(stage, 0) + 1
+        return counts
 
     def begin(self, operator: str, entries: list[tuple[str, str | None]]) -> None:
         for task_id, source in entries:
@@ -494,7 +504,7 @@ class _StageActor:
         ctx = ray.get_runtime_context()
         actor_id = ctx.get_actor_id()
         if ledger is not None and actor_id:
-            _note(ray, ledger.actor_started, actor_id)
+            _note(ray, ledger.actor_started, actor_id, stage.name)
         metadata = WorkerMetadata(
             worker_id=actor_id or f"pid-{os.getpid()}",
             node_id=ctx.get_node_id(),
@@ -755,6 +765,16 @@ class RayExecutor(Executor):
         # Grow a pool as soon as all its actors are busy (Ray's default waits for 1.75 tasks per actor,
         # which a pipeline of a few heavy tasks, like videos, never reaches: one worker would do it all).
         ctx.autoscaling_config.actor_pool_util_upscaling_threshold = 1.0
+        # ... and shrink it only when none of its actors has work. Ray's default (half of them idle) took
+        # away the spare that the rule above had just started, over and over; each new actor ran the
+        # stage's setup (a model load) again.
+        ctx.autoscaling_config.actor_pool_util_downscaling_threshold = 0.0
+        # Grow a pool by utilization, not by the blocks queued before it: Ray Data 2.60's default
+        # (BACKLOG_AWARE) sized the pool of a model stage to 16 actors for one video on a cluster this
+        # executor follows (its pools have no upper size), because 15 blocks waited in its queue; those
+        # blocks hold whole tasks, or none. The variable is read when each run starts; a value set by the
+        # user is kept.
+        os.environ.setdefault(ACTOR_AUTOSCALER_ENV, "DEFAULT")
         # Ray Data's per-operator reservations split the CPUs between operators and admit one task of a
         # Ray-task stage until its first one finishes (measured: the second of 2 workers started 1.09 s
         # late, and 200 x 50 ms tasks took 6.83 s instead of 5.65 s). plan_stages already sizes every
@@ -816,9 +836,13 @@ class RayExecutor(Executor):
                 items.append(item)
             items += lost_task_failures(ray.get(ledger.lost.remote()))
             faults = ray.get(ledger.faults.remote())
+            actors = ray.get(ledger.actors_per_stage.remote())
         finally:
             ray.kill(ledger)
         result = collect(items, [s.name for s in stages], time.perf_counter() - t0, self.startup_time_s)
+        for name, count in actors.items():
+            if name in result.stage_stats:
+                result.stage_stats[name].actors_started = count
         result.faults = {**faults, "lost_nodes": len(_dead_nodes(ray) - dead_before)}
         if any(result.faults.values()):
             logger.warning(

@@ -133,6 +133,12 @@ def test_s3_run_on_a_two_node_cluster_whose_workers_get_credentials_only_from_th
     assert summary["store"]["rows"]["clips"] == 3
     assert summary["store"]["rows"]["embeddings:open_clip/demo-clip"] == 3  # weights read from S3
     assert list((tmp_path / "cache").glob("*/open_clip/demo-clip/model.safetensors"))  # copied on the node
+    # One video: a pool this run follows the cluster with (no upper size) needs one actor and may start
+    # one spare. Ray Data's default scaling started 32 embedding actors here, each loading the model
+    # (164 s for the run), because blocks queued before the stage counted as work.
+    stages = summary["stages"]
+    assert stages["clip_embedding"]["actors_started"] <= 2, stages["clip_embedding"]
+    assert stages["shot_splitting"]["actors_started"] <= 3, stages["shot_splitting"]
     # curator search and export against the store on S3, with the same configuration (no cluster needed).
     search = subprocess.run(
         [*CURATOR, "search", "a moving square", "--k", "2", "--store", f"s3://{root}/store",
