@@ -531,9 +531,8 @@ def _stdout_for_the_document_only() -> Iterator[None]:
     finally:
         if on_fd_1:
             _end_ray_connection()
-        sys.stdout.flush()
-        if on_fd_1:
             _JSON_OUT.close()
+        sys.stdout.flush()  # what anything wrote meanwhile, to stderr still
         os.dup2(real, 1)
         os.close(real)
         _JSON_OUT = None

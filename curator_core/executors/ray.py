@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -392,16 +393,9 @@ class CrashLedger:
         self.actor_starts: dict[str, int] = {}  # actor id -> times its constructor ran (Ray keeps the id)
         self.actor_stage: dict[str, str] = {}  # actor id -> the stage it runs
 
-    def actor_started(self, actor_id: str, stage: str = "") -> None:
+    def actor_started(self, actor_id: str, stage: str) -> None:
         self.actor_starts[actor_id] = self.actor_starts.get(actor_id, 0) + 1
         self.actor_stage[actor_id] = stage
-
-    def actors_per_stage(self) -> dict[str, int]:
-        """How many actors each actor stage's pool started during the run."""
-        counts: dict[str, int] = {}
-        for stage in self.actor_stage.values():
-            counts[stage] = counts.get(stage, 0) + 1
-        return counts
 
     def begin(self, operator: str, entries: list[tuple[str, str | None]]) -> None:
         for task_id, source in entries:
@@ -422,6 +416,11 @@ class CrashLedger:
         (an actor whose constructor ran more than once)."""
         restarts = sum(starts - 1 for starts in self.actor_starts.values())
         return {"retried_tasks": self.retried, "lost_tasks": len(self.open), "restarted_actors": restarts}
+
+    def report(self) -> tuple[list[tuple[str, str, str | None, int, int]], dict[str, int], dict[str, int]]:
+        """All the run's end needs, in one call: the lost tasks, the faults, and the actors each actor
+        stage's pool started."""
+        return self.lost(), self.faults(), dict(Counter(self.actor_stage.values()))
 
 
 def _tracked(ledger: Any, operator: str, items: list[Any], run: Any) -> list[Any]:
@@ -834,15 +833,13 @@ class RayExecutor(Executor):
                 item = _unpack([row["item"]])[0]
                 self._emit([item])
                 items.append(item)
-            items += lost_task_failures(ray.get(ledger.lost.remote()))
-            faults = ray.get(ledger.faults.remote())
-            actors = ray.get(ledger.actors_per_stage.remote())
+            lost, faults, actors = ray.get(ledger.report.remote())
+            items += lost_task_failures(lost)
         finally:
             ray.kill(ledger)
         result = collect(items, [s.name for s in stages], time.perf_counter() - t0, self.startup_time_s)
         for name, count in actors.items():
-            if name in result.stage_stats:
-                result.stage_stats[name].actors_started = count
+            result.stage_stats[name].actors_started = count
         result.faults = {**faults, "lost_nodes": len(_dead_nodes(ray) - dead_before)}
         if any(result.faults.values()):
             logger.warning(
